@@ -1,0 +1,210 @@
+"""Source specs: where the pipeline gets each modality from. The model package never imports this.
+
+A source says which catalogue (a STAC API, a footprint tile index, or OpenStreetMap), which
+collection, which asset holds each band, how each band is resampled onto the tile grid, which query
+filters and ordering apply, and under which licence the data is published.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from olmoearth_data.modalities import MODALITIES
+
+#: Planetary Computer's STAC API, the default catalogue.
+PLANETARY_COMPUTER_STAC_URL = "https://planetarycomputer.microsoft.com/api/stac/v1"
+
+
+class SourceKind(StrEnum):
+    STAC = "stac"  # a STAC API collection (Planetary Computer or its twin)
+    TILE_INDEX = "tile_index"  # a GeoJSON footprint index over GeoTIFF tiles (canopy height, WorldCereal)
+    OSM = "osm"  # OpenStreetMap vectors, rasterised by us
+
+
+class Resampling(StrEnum):
+    NEAREST = "nearest"
+    BILINEAR = "bilinear"
+    AVERAGE = "average"
+
+
+class Compositing(StrEnum):
+    FIRST_VALID = "first_valid"  # per pixel, first item (in source order) with data
+    SINGLE = "single"  # static: mosaic of the items covering the tile
+
+
+@dataclass(frozen=True)
+class BandSource:
+    """Where one band of a modality comes from."""
+
+    band: str
+    asset: str
+    resampling: Resampling
+
+
+@dataclass(frozen=True)
+class SourceSpec:
+    """How the pipeline fetches one modality.
+
+    Attributes:
+        modality: the :class:`~olmoearth_data.modalities.ModalitySpec` name this source fills.
+        kind: STAC collection, tile index or OSM.
+        collection: STAC collection id (or tile-index name).
+        bands: per band, the asset key and resampling method.
+        query: STAC ``query`` filters applied to every search.
+        sort_keys: item properties to order by (ascending), ties broken by item id.
+        compositing: how items of one period are merged.
+        licence, attribution: for the data-licence note and corpus attributes.
+        requires_account: Planetary Computer needs a subscription key to sign these assets.
+        url: catalogue URL; ``None`` means the run's configured catalogue.
+    """
+
+    modality: str
+    kind: SourceKind
+    collection: str
+    bands: tuple[BandSource, ...]
+    licence: str
+    attribution: str
+    query: dict[str, Any] = field(default_factory=dict)
+    sort_keys: tuple[str, ...] = ()
+    compositing: Compositing = Compositing.FIRST_VALID
+    requires_account: bool = False
+    url: str | None = None
+
+    def __post_init__(self) -> None:
+        spec = MODALITIES[self.modality]
+        if tuple(b.band for b in self.bands) != spec.bands:
+            raise ValueError(
+                f"source {self.collection}: bands {[b.band for b in self.bands]} do not match "
+                f"modality {self.modality} bands {list(spec.bands)}"
+            )
+
+    def asset_for(self, band: str) -> str:
+        return next(b.asset for b in self.bands if b.band == band)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _bands(pairs: list[tuple[str, str]], resampling: Resampling) -> tuple[BandSource, ...]:
+    return tuple(BandSource(band, asset, resampling) for band, asset in pairs)
+
+
+_S2_BANDS = ["B02", "B03", "B04", "B08", "B05", "B06", "B07", "B8A", "B11", "B12", "B01", "B09"]
+
+#: Default sources, Planetary Computer first, by modality name.
+SOURCES: dict[str, SourceSpec] = {
+    "sentinel2_l2a": SourceSpec(
+        modality="sentinel2_l2a",
+        kind=SourceKind.STAC,
+        collection="sentinel-2-l2a",
+        bands=_bands([(b, b) for b in _S2_BANDS], Resampling.BILINEAR),
+        sort_keys=("eo:cloud_cover",),
+        licence="Copernicus Sentinel data terms",
+        attribution="Contains modified Copernicus Sentinel data",
+    ),
+    "sentinel1": SourceSpec(
+        modality="sentinel1",
+        kind=SourceKind.STAC,
+        collection="sentinel-1-rtc",
+        bands=_bands([("vv", "vv"), ("vh", "vh")], Resampling.BILINEAR),
+        query={"sar:instrument_mode": {"eq": "IW"}, "sar:polarizations": {"eq": ["VV", "VH"]}},
+        # The reference took the API's order, which is not stable; we order by time, then id.
+        sort_keys=("datetime",),
+        requires_account=True,
+        licence="CC-BY-4.0 (Sentinel-1 RTC, Microsoft/Catalyst); Copernicus Sentinel data terms",
+        attribution=(
+            "Contains modified Copernicus Sentinel data; RTC processing by Microsoft Planetary Computer"
+        ),
+    ),
+    "landsat_l2": SourceSpec(
+        modality="landsat_l2",
+        kind=SourceKind.STAC,
+        collection="landsat-c2-l2",
+        bands=_bands(
+            [
+                ("B1", "coastal"),
+                ("B2", "blue"),
+                ("B3", "green"),
+                ("B4", "red"),
+                ("B5", "nir08"),
+                ("B6", "swir16"),
+                ("B7", "swir22"),
+                ("B10", "lwir11"),
+            ],
+            Resampling.BILINEAR,
+        ),
+        query={"platform": {"in": ["landsat-8", "landsat-9"]}},
+        sort_keys=("eo:cloud_cover",),
+        licence="Public domain (USGS)",
+        attribution="Landsat data courtesy of the U.S. Geological Survey",
+    ),
+    "worldcover": SourceSpec(
+        modality="worldcover",
+        kind=SourceKind.STAC,
+        collection="esa-worldcover",
+        bands=_bands([("B1", "map")], Resampling.NEAREST),
+        query={"esa_worldcover:product_version": {"eq": "2.0.0"}},
+        compositing=Compositing.SINGLE,
+        licence="CC-BY-4.0",
+        attribution="© ESA WorldCover project 2021 / Contains modified Copernicus Sentinel data (2021)",
+    ),
+    "srtm": SourceSpec(
+        modality="srtm",
+        kind=SourceKind.STAC,
+        collection="nasadem",
+        bands=_bands([("srtm", "elevation")], Resampling.NEAREST),
+        compositing=Compositing.SINGLE,
+        licence="Public domain (NASA)",
+        attribution="NASADEM, NASA JPL",
+    ),
+    "cdl": SourceSpec(
+        modality="cdl",
+        kind=SourceKind.STAC,
+        collection="usda-cdl",
+        bands=_bands([("cdl", "cropland")], Resampling.NEAREST),
+        query={"usda_cdl:type": {"eq": "cropland"}},
+        compositing=Compositing.SINGLE,
+        licence="Public domain (USDA NASS)",
+        attribution="USDA National Agricultural Statistics Service Cropland Data Layer",
+    ),
+    "wri_canopy_height_map": SourceSpec(
+        modality="wri_canopy_height_map",
+        kind=SourceKind.TILE_INDEX,
+        collection="wri-canopy-height",
+        bands=_bands([("B1", "chm")], Resampling.AVERAGE),
+        compositing=Compositing.SINGLE,
+        licence="CC-BY-4.0",
+        attribution="High Resolution Canopy Height Maps by WRI and Meta",
+    ),
+    "worldcereal": SourceSpec(
+        modality="worldcereal",
+        kind=SourceKind.TILE_INDEX,
+        collection="worldcereal-2021",
+        bands=_bands([(p, p) for p in MODALITIES["worldcereal"].bands], Resampling.NEAREST),
+        compositing=Compositing.SINGLE,
+        licence="CC-BY-4.0",
+        attribution="ESA WorldCereal 2021 (Van Tricht et al., 2023)",
+    ),
+    "openstreetmap_raster": SourceSpec(
+        modality="openstreetmap_raster",
+        kind=SourceKind.OSM,
+        collection="openstreetmap",
+        bands=_bands([(c, c) for c in MODALITIES["openstreetmap_raster"].bands], Resampling.NEAREST),
+        compositing=Compositing.SINGLE,
+        licence="ODbL-1.0",
+        attribution="© OpenStreetMap contributors",
+    ),
+}
+
+
+def get_source(modality: str) -> SourceSpec:
+    """The default source of ``modality``; raises with the list of modalities that have one."""
+    try:
+        return SOURCES[modality]
+    except KeyError:
+        raise KeyError(
+            f"no source is configured for modality {modality!r} (the reference's Level-1 `landsat` is not "
+            f"on Planetary Computer; use `landsat_l2`). Modalities with sources: {sorted(SOURCES)}"
+        ) from None
