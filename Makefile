@@ -6,13 +6,15 @@ STAMP := $(VENV)/.setup-stamp
 SETUP_INPUTS := $(wildcard packages/*/pyproject.toml) requirements/constraints.txt scripts/setup.sh scripts/system-deps.sh
 PYTEST_ARGS ?=
 
-.PHONY: setup test lint
+.PHONY: setup test lint bench twin
 .DEFAULT_GOAL := help
 
 help:
 	@echo "make setup   create .venv and install the packages (idempotent)"
 	@echo "make test    setup + the whole test suite (prints the slowest tests)"
 	@echo "make lint    ruff"
+	@echo "make twin    setup + serve the local Planetary Computer twin (STAC + SAS + blobs) until Ctrl-C"
+	@echo "make bench   setup + CPU training-step benchmark of Nano and Base (benchmarks/results/model_cpu.json)"
 
 setup: $(STAMP)
 
@@ -26,3 +28,9 @@ test: setup
 lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+
+bench: setup
+	$(PY) benchmarks/bench_model.py
+
+twin: setup
+	$(VENV)/bin/olmoearth-twin serve

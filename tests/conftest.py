@@ -6,6 +6,9 @@ from pathlib import Path
 
 import pytest
 
+# One Planetary Computer twin per session, shared by every test folder (tests/twin, tests/pipeline, …).
+pytest_plugins = ["olmoearth_twin.testing"]
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED = REPO_ROOT.parent / "shared"
 

@@ -34,6 +34,39 @@ def _cmd_modalities(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_build(args: argparse.Namespace) -> int:
+    from olmoearth_data.build import BuildConfig, build_corpus
+    from olmoearth_data.stac.catalog import CatalogConfig, RetryPolicy
+
+    catalog = CatalogConfig(
+        stac_url=args.stac_url,
+        sign="none" if args.no_sign else "planetary_computer",
+        blob_endpoint=args.blob_endpoint,
+        retry=RetryPolicy(attempts=args.retries, backoff_s=args.backoff_s),
+    )
+    config = BuildConfig(corpus=args.corpus, sample_table=args.samples, modalities=args.modalities,
+                         samples_per_shard=args.samples_per_shard, cache_dir=args.cache_dir,
+                         workers=args.workers, scheduler=args.scheduler, catalog=catalog)  # fmt: skip
+    summary = build_corpus(config)
+    print(json.dumps(summary.__dict__, indent=2))
+    return 0
+
+
+def _cmd_stats(args: argparse.Namespace) -> int:
+    from olmoearth_data.stats import compute_norm_stats
+
+    stats = compute_norm_stats(args.corpus)
+    print(json.dumps(stats, indent=2))
+    return 0
+
+
+def _cmd_quicklook(args: argparse.Namespace) -> int:
+    from olmoearth_data.quicklook import quicklook
+
+    print(quicklook(args.corpus, sample=args.sample, out=args.out))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="olmoearth-data", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -50,6 +83,33 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--json", action="store_true", help="print the serialised registry")
     p.set_defaults(func=_cmd_modalities)
+
+    from olmoearth_data.sources import PLANETARY_COMPUTER_STAC_URL
+
+    p = sub.add_parser("build", help="build (or resume) a corpus from a sample table")
+    p.add_argument("--samples", required=True, help="sample table (.parquet or .csv: tile_id, centre_date)")
+    p.add_argument("--corpus", required=True, help="output Zarr store, e.g. data/corpus.zarr")
+    p.add_argument("--modalities", default="default", help=f"modality set {sorted(MODALITY_SETS)} or names")
+    p.add_argument("--samples-per-shard", type=int, default=4)
+    p.add_argument("--workers", type=int, default=2, help="LocalCluster worker processes")
+    p.add_argument("--scheduler", default=None, help="dask scheduler address (default: a LocalCluster)")
+    p.add_argument("--stac-url", default=PLANETARY_COMPUTER_STAC_URL)
+    p.add_argument("--blob-endpoint", default=None, help="Azurite-style endpoint replacing Azure blob hosts")
+    p.add_argument("--no-sign", action="store_true", help="do not SAS-sign hrefs (non-PC catalogues)")
+    p.add_argument("--cache-dir", default="data/cache", help="per-sample STAC search cache")
+    p.add_argument("--retries", type=int, default=6)
+    p.add_argument("--backoff-s", type=float, default=1.0)
+    p.set_defaults(func=_cmd_build)
+
+    p = sub.add_parser("stats", help="compute per-band normalisation stats of a corpus (stored in it)")
+    p.add_argument("corpus")
+    p.set_defaults(func=_cmd_stats)
+
+    p = sub.add_parser("quicklook", help="PNG of one sample: S2 RGB per period and the maps")
+    p.add_argument("corpus")
+    p.add_argument("--sample", type=int, default=0)
+    p.add_argument("--out", default="quicklook.png")
+    p.set_defaults(func=_cmd_quicklook)
     return parser
 
 
@@ -57,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except (KeyError, ValueError) as exc:
+    except (KeyError, ValueError, FileNotFoundError, FileExistsError, RuntimeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 

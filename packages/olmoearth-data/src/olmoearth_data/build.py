@@ -1,0 +1,155 @@
+"""Build a corpus: sample table → materialised samples → sharded Zarr v3 cube, on dask.distributed.
+
+Each task owns whole shards (``cube.writer``), so tasks never share a shard. The build is resumable:
+a shard whose samples all have a final status is skipped on rerun.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import rasterio
+import zarr
+
+from olmoearth_data.cube.layout import CorpusLayout, consolidate, create_corpus, open_layout
+from olmoearth_data.cube.writer import write_samples
+from olmoearth_data.materialise.sample import materialise_sample
+from olmoearth_data.missing import SampleStatus
+from olmoearth_data.modalities import modality_set, registry_from_dict
+from olmoearth_data.samples import Sample, read_sample_table
+from olmoearth_data.sources import get_source
+from olmoearth_data.stac.catalog import CatalogConfig, require_subscription_key
+from olmoearth_data.stac.search import SearchCache
+
+log = logging.getLogger(__name__)
+
+#: GDAL settings for every reader: no directory listings on open, bounded retries and timeouts.
+GDAL_OPTIONS = {
+    "GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR",
+    "GDAL_HTTP_MAX_RETRY": "5",
+    "GDAL_HTTP_RETRY_DELAY": "0.5",
+    "GDAL_HTTP_TIMEOUT": "60",
+    "GDAL_HTTP_CONNECTTIMEOUT": "10",
+    "CPL_VSIL_CURL_ALLOWED_EXTENSIONS": ".tif,.tiff,.TIF,.TIFF,.xml,.jp2",
+    "VSI_CACHE": "TRUE",
+}
+
+
+@dataclass(frozen=True)
+class BuildConfig:
+    """Everything a build needs; saved into the corpus (without secrets)."""
+
+    corpus: str
+    sample_table: str
+    modalities: str = "default"
+    samples_per_shard: int = 4
+    cache_dir: str = "data/cache"
+    workers: int = 2
+    scheduler: str | None = None  # dask scheduler address; None → LocalCluster
+    catalog: CatalogConfig = field(default_factory=CatalogConfig)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class BuildSummary:
+    corpus: str
+    samples: int
+    shards_total: int
+    shards_built: int
+    complete: int
+    dropped: int
+
+
+def build_shard(config: BuildConfig, shard: int) -> int:
+    """Materialise and write one whole shard; returns the number of samples written."""
+    layout, meta = open_layout(config.corpus)
+    specs = registry_from_dict(meta["modalities"])
+    samples = read_sample_table(config.sample_table)
+    start, stop = layout.shard_range(shard)
+    client = config.catalog.open_client()
+    sign = config.catalog.signer()
+    cache = SearchCache(config.cache_dir)
+    with rasterio.Env(**GDAL_OPTIONS):
+        results = [
+            materialise_sample(index=i, sample=samples[i], specs=specs, client=client,
+                               stac_url=config.catalog.stac_url, sign=sign, cache=cache)
+            for i in range(start, stop)
+        ]  # fmt: skip
+    write_samples(config.corpus, layout=layout, specs=specs, results=results)
+    return stop - start
+
+
+def pending_shards(path: str | Path, layout: CorpusLayout) -> list[int]:
+    """Shards with at least one sample still pending (the rest are complete or dropped)."""
+    status = zarr.open_group(str(path), mode="r")["status"][:]
+    return [
+        s
+        for s in range(layout.n_shards)
+        if (status[slice(*layout.shard_range(s))] == SampleStatus.PENDING).any()
+    ]
+
+
+def _check_same_samples(path: str, samples: Sequence[Sample]) -> None:
+    stored = zarr.open_group(path, mode="r")["tile_id"][:]
+    if list(stored) != [s.tile.id for s in samples]:
+        raise ValueError(
+            f"corpus {path} was created from a different sample table; build into a new path or remove it"
+        )
+
+
+def build_corpus(config: BuildConfig) -> BuildSummary:
+    """Create (or resume) the corpus and build every pending shard on dask.distributed."""
+    specs = modality_set(config.modalities)
+    require_subscription_key(
+        collections=[get_source(s.name).collection for s in specs if get_source(s.name).requires_account],
+        catalog=config.catalog,
+    )
+    samples = read_sample_table(config.sample_table)
+    if not os.path.exists(config.corpus):
+        create_corpus(config.corpus, samples=samples, specs=specs, samples_per_shard=config.samples_per_shard,
+                      attrs={"build_config": json.loads(json.dumps(config.to_dict(), default=str)),
+                             "sources": {s.name: get_source(s.name).to_dict() for s in specs}})  # fmt: skip
+    else:
+        _check_same_samples(config.corpus, samples)
+    layout, _ = open_layout(config.corpus)
+    todo = pending_shards(config.corpus, layout)
+    if todo:
+        _run_on_dask(config, todo)
+    consolidate(config.corpus)
+    status = zarr.open_group(config.corpus, mode="r")["status"][:]
+    return BuildSummary(
+        corpus=config.corpus,
+        samples=layout.n_samples,
+        shards_total=layout.n_shards,
+        shards_built=len(todo),
+        complete=int(np.sum(status == SampleStatus.COMPLETE)),
+        dropped=int(np.sum(status == SampleStatus.DROPPED)),
+    )
+
+
+def _run_on_dask(config: BuildConfig, shards: list[int]) -> None:
+    from dask.distributed import Client, LocalCluster, as_completed
+
+    if config.scheduler:
+        client = Client(config.scheduler)
+        cluster = None
+    else:
+        cluster = LocalCluster(n_workers=config.workers, threads_per_worker=1, processes=True,
+                               dashboard_address=None, silence_logs=logging.WARNING)  # fmt: skip
+        client = Client(cluster)
+    try:
+        futures = client.map(build_shard, [config] * len(shards), shards, pure=False)
+        for future in as_completed(futures):
+            future.result()
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()

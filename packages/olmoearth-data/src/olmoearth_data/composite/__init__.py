@@ -1,0 +1,1 @@
+"""Compositing: pick the items that cover a tile, load them into the tile grid, merge first-valid."""

@@ -1,0 +1,188 @@
+"""Create a corpus store with every array's metadata, per docs/corpus-schema.md.
+
+The store is created once, up front: root per-sample coordinates are written eagerly (they come from
+the sample table), every other array is created empty (fill value = nodata). Build tasks then fill
+whole shards (``writer.py``). Arrays are created through xarray so ``xr.open_datatree`` reads them
+with their dimension names and coordinates.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import dask.array as da
+import numpy as np
+import xarray as xr
+import zarr
+from zarr.codecs import BloscCodec, BloscShuffle
+
+from olmoearth_data.missing import MissingReason, SampleStatus
+from olmoearth_data.modalities import NUM_PERIODS, BandSet, ModalitySpec, registry_to_dict
+from olmoearth_data.samples import Sample
+
+SCHEMA_VERSION = "olmoearth.corpus/1"
+#: blosc-zstd with bit shuffle: small integers of reflectance compress well and decode at GB/s.
+DATA_COMPRESSOR = BloscCodec(cname="zstd", clevel=3, shuffle=BloscShuffle.bitshuffle)
+
+
+@dataclass(frozen=True)
+class CorpusLayout:
+    """Shapes and sharding of a corpus: ``n_samples`` rows in shards of ``samples_per_shard``."""
+
+    n_samples: int
+    samples_per_shard: int
+
+    def __post_init__(self) -> None:
+        if self.samples_per_shard < 1:
+            raise ValueError("samples_per_shard must be ≥ 1")
+
+    @property
+    def n_shards(self) -> int:
+        return -(-self.n_samples // self.samples_per_shard)
+
+    def shard_range(self, shard: int) -> tuple[int, int]:
+        """Half-open sample range ``[start, stop)`` of shard ``shard``."""
+        if not 0 <= shard < self.n_shards:
+            raise IndexError(f"shard {shard} out of range 0..{self.n_shards - 1}")
+        start = shard * self.samples_per_shard
+        return start, min(start + self.samples_per_shard, self.n_samples)
+
+
+def nodata_fill(spec: ModalitySpec) -> float | int:
+    """The stored fill value of a modality: its nodata, NaN for float, 0 when every value is valid."""
+    if spec.nodata is None:
+        return 0
+    if spec.nodata == "nan":
+        return float("nan")
+    return spec.nodata
+
+
+def data_dims(spec: ModalitySpec) -> tuple[str, ...]:
+    return ("sample", "period", "band", "y", "x") if spec.is_multitemporal else ("sample", "band", "y", "x")
+
+
+def _bandset_dataset(spec: ModalitySpec, bs: BandSet, layout: CorpusLayout) -> tuple[xr.Dataset, dict]:
+    n = bs.pixels_per_tile
+    time = (NUM_PERIODS,) if spec.is_multitemporal else ()
+    shape = (layout.n_samples, *time, len(bs.bands), n, n)
+    chunks = (1, *(1 for _ in time), len(bs.bands), n, n)
+    shards = (layout.samples_per_shard, *time, len(bs.bands), n, n)
+    lazy = da.zeros(shape, dtype=spec.dtype, chunks=shards)
+    data = xr.DataArray(lazy, dims=data_dims(spec))
+    data.attrs.update(
+        units=spec.units,
+        nodata=None if spec.nodata is None else (str(spec.nodata) if spec.nodata == "nan" else spec.nodata),
+        pixel_size_m=bs.pixel_size_m,
+        bands=list(bs.bands),
+    )
+    ds = xr.Dataset({"data": data}, coords={"band": ("band", np.array(bs.bands, dtype=object))})
+    fill = nodata_fill(spec)
+    encoding = {
+        "data": {"chunks": chunks, "shards": shards, "fill_value": fill, "compressors": (DATA_COMPRESSOR,)}
+    }
+    return ds, encoding
+
+
+def _presence_dataset(spec: ModalitySpec, layout: CorpusLayout) -> tuple[xr.Dataset, dict]:
+    dims = ("sample", "period") if spec.is_multitemporal else ("sample",)
+    shape = (layout.n_samples, NUM_PERIODS) if spec.is_multitemporal else (layout.n_samples,)
+    shards = (layout.samples_per_shard, *shape[1:])
+    present = xr.DataArray(da.zeros(shape, dtype=bool, chunks=shards), dims=dims)
+    reason = xr.DataArray(da.zeros(shape, dtype=np.uint8, chunks=shards), dims=dims)
+    reason.attrs["codes"] = MissingReason.table()
+    ds = xr.Dataset({"present": present, "reason": reason})
+    enc = {"chunks": shards, "shards": shards}
+    return ds, {
+        "present": {**enc, "fill_value": False},
+        "reason": {**enc, "fill_value": int(MissingReason.NOT_BUILT)},
+    }
+
+
+def _root_dataset(samples: Sequence[Sample], layout: CorpusLayout) -> tuple[xr.Dataset, dict]:
+    n = len(samples)
+    lonlat = np.array([s.tile.centre_lonlat for s in samples], dtype=np.float64).reshape(n, 2)
+    starts = np.array([[p.start for p in s.periods] for s in samples], dtype="datetime64[D]").reshape(
+        n, NUM_PERIODS
+    )
+    ends = np.array([[p.end for p in s.periods] for s in samples], dtype="datetime64[D]").reshape(
+        n, NUM_PERIODS
+    )
+    coords = {
+        "tile_id": ("sample", np.array([s.tile.id for s in samples], dtype=object)),
+        "epsg": ("sample", np.array([s.tile.epsg for s in samples], dtype=np.int32)),
+        "col": ("sample", np.array([s.tile.col for s in samples], dtype=np.int32)),
+        "row": ("sample", np.array([s.tile.row for s in samples], dtype=np.int32)),
+        "x0": ("sample", np.array([s.tile.bounds[0] for s in samples], dtype=np.float64)),
+        "y0": ("sample", np.array([s.tile.bounds[3] for s in samples], dtype=np.float64)),
+        "lon": ("sample", lonlat[:, 0]),
+        "lat": ("sample", lonlat[:, 1]),
+        "centre_date": ("sample", np.array([s.centre for s in samples], dtype="datetime64[D]")),
+        "period_start": (("sample", "period"), starts),
+        "period_end": (("sample", "period"), ends),
+    }
+    shards = (layout.samples_per_shard,)
+    status = xr.DataArray(da.zeros(n, dtype=np.int8, chunks=shards), dims=("sample",))
+    status.attrs["codes"] = {s.name.lower(): int(s) for s in SampleStatus}
+    reason = xr.DataArray(np.full(n, "", dtype=object), dims=("sample",))
+    ds = xr.Dataset({"status": status, "status_reason": reason}, coords=coords)
+    time_enc = {"units": "days since 1970-01-01", "dtype": "int32"}
+    encoding = {
+        "status": {"chunks": shards, "shards": shards, "fill_value": int(SampleStatus.PENDING)},
+        "status_reason": {"chunks": shards, "shards": shards},
+        "centre_date": time_enc,
+        "period_start": time_enc,
+        "period_end": time_enc,
+    }
+    return ds, encoding
+
+
+def create_corpus(
+    path: Path | str,
+    *,
+    samples: Sequence[Sample],
+    specs: Sequence[ModalitySpec],
+    samples_per_shard: int,
+    attrs: dict[str, Any] | None = None,
+) -> CorpusLayout:
+    """Create the store at ``path`` with all metadata; refuses to overwrite an existing store."""
+    path = Path(path)
+    if path.exists():
+        raise FileExistsError(f"corpus {path} already exists; resume it or remove it first")
+    if not samples:
+        raise ValueError("a corpus needs at least one sample")
+    layout = CorpusLayout(len(samples), samples_per_shard)
+    common = {"mode": "a", "compute": False, "zarr_format": 3, "consolidated": False}
+    root, enc = _root_dataset(samples, layout)
+    root.attrs["olmoearth"] = {
+        "schema_version": SCHEMA_VERSION,
+        "modalities": registry_to_dict(tuple(specs)),
+        "samples_per_shard": samples_per_shard,
+        **(attrs or {}),
+    }
+    root.to_zarr(path, encoding=enc, **{**common, "mode": "w"})
+    for spec in specs:
+        ds, enc = _presence_dataset(spec, layout)
+        ds.attrs.update(modality=spec.name, role=spec.role.value, temporal=spec.temporal.value)
+        ds.to_zarr(path, group=spec.name, encoding=enc, **common)
+        for bs in spec.bandsets:
+            ds, enc = _bandset_dataset(spec, bs, layout)
+            ds.to_zarr(path, group=f"{spec.name}/{bs.name}", encoding=enc, **common)
+    return layout
+
+
+def open_layout(path: Path | str) -> tuple[CorpusLayout, dict[str, Any]]:
+    """The layout and the ``olmoearth`` root attributes of an existing corpus."""
+    group = zarr.open_group(str(path), mode="r")
+    meta = dict(group.attrs["olmoearth"])
+    return CorpusLayout(group["status"].shape[0], int(meta["samples_per_shard"])), meta
+
+
+def consolidate(path: Path | str) -> None:
+    """Consolidate metadata once, at the end of a build (readers on object stores open one document)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        zarr.consolidate_metadata(str(path))

@@ -1,0 +1,1 @@
+"""Per-sample materialisation: search, select, composite every modality of one tile."""

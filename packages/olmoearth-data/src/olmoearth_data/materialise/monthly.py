@@ -1,0 +1,90 @@
+"""Monthly first-valid composites of one multitemporal modality for one sample."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+import numpy as np
+import pystac
+import pystac_client
+
+from olmoearth_data.composite.coverage import select_covering
+from olmoearth_data.composite.first_valid import first_valid, valid_mask
+from olmoearth_data.cube.layout import nodata_fill
+from olmoearth_data.materialise.harmonise import harmonise_sentinel2
+from olmoearth_data.missing import MissingReason
+from olmoearth_data.modalities import ModalitySpec
+from olmoearth_data.results import ModalityResult
+from olmoearth_data.samples import Sample
+from olmoearth_data.sources import SourceSpec
+from olmoearth_data.stac.search import SearchCache, search_sample
+
+log = logging.getLogger(__name__)
+
+#: Per-item pixel adjustments by modality, applied before merging.
+ITEM_TRANSFORMS: dict[str, Callable[[pystac.Item, np.ndarray], np.ndarray]] = {
+    "sentinel2_l2a": harmonise_sentinel2,
+}
+
+
+def materialise_monthly(
+    *,
+    sample: Sample,
+    spec: ModalitySpec,
+    source: SourceSpec,
+    client: pystac_client.Client,
+    stac_url: str,
+    sign: Callable[[str], str],
+    cache: SearchCache | None,
+) -> ModalityResult:
+    """Composite every period of ``sample`` for one monthly modality.
+
+    Returns arrays ``[12, C, H, W]`` per bandset (storage dtype, nodata where empty), presence and
+    a :class:`MissingReason` per period, and the ids of the items that contributed.
+    """
+    periods = sample.periods
+    searched = search_sample(
+        client=client, source=source, tile=sample.tile, periods=periods, stac_url=stac_url, cache=cache
+    )
+    fill = nodata_fill(spec)
+    n_periods = len(periods)
+    arrays = {
+        bs.name: np.full((n_periods, len(bs.bands), bs.pixels_per_tile, bs.pixels_per_tile), fill, spec.dtype)
+        for bs in spec.bandsets
+    }
+    present = np.zeros(n_periods, dtype=bool)
+    reason = np.full(n_periods, int(MissingReason.NO_ITEMS), dtype=np.uint8)
+    used_ids: list[list[str]] = []
+    transform = ITEM_TRANSFORMS.get(spec.name)
+    for t, period_items in enumerate(searched):
+        chosen = select_covering(period_items.items, tile=sample.tile)
+        items = [pystac.Item.from_dict(d, preserve_dict=True) for d in chosen]
+        used: list[str] = []
+        failed: set[str] = set()
+        for bs in spec.bandsets:
+            if not items:
+                break
+            merged = first_valid(
+                items,
+                assets=[source.asset_for(b) for b in bs.bands],
+                geobox=sample.tile.geobox(pixel_size_m=bs.pixel_size_m),
+                dtype=spec.dtype,
+                nodata=fill,
+                resampling=next(b.resampling.value for b in source.bands if b.band == bs.bands[0]),
+                sign=sign,
+                transform_item=transform,
+            )
+            arrays[bs.name][t] = merged.data
+            used.extend(i for i in merged.used_item_ids if i not in used)
+            failed.update(merged.failed_item_ids)
+        has_data = any(valid_mask(arrays[bs.name][t], nodata=fill).any() for bs in spec.bandsets)
+        present[t] = has_data
+        if has_data:
+            reason[t] = MissingReason.PRESENT
+        elif items and failed >= {i.id for i in items}:
+            reason[t] = MissingReason.READ_FAILED
+        elif items:
+            reason[t] = MissingReason.ALL_NODATA
+        used_ids.append(used)
+    return ModalityResult(arrays=arrays, present=present, reason=reason, item_ids=used_ids)

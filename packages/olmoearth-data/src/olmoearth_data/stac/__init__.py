@@ -1,0 +1,1 @@
+"""STAC access: catalogue configuration, retrying client, signing, cached searches."""

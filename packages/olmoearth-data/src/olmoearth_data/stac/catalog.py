@@ -1,0 +1,129 @@
+"""Which STAC catalogue a run reads, and how its requests are retried, timed out and signed.
+
+Planetary Computer is the default. Its twin (``olmoearth_twin``) serves the same API on loopback and
+keeps the real Azure blob hrefs; ``blob_endpoint`` maps ``https://<account>.blob.core.windows.net/…``
+onto an Azurite-style endpoint ``<endpoint>/<account>/…`` *after* signing (SAS query kept), so
+``planetary_computer``'s own signing code runs unchanged in tests — and the same switch points a run
+at any blob-storage emulator or mirror.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import pystac_client
+from pystac_client.stac_api_io import StacApiIO
+from urllib3.util.retry import Retry
+
+from olmoearth_data.sources import PLANETARY_COMPUTER_STAC_URL
+
+RETRY_STATUSES = (429, 500, 502, 503, 504)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Exponential backoff for every remote call (search, signing, reads).
+
+    Attributes:
+        attempts: total tries per request (first try included).
+        backoff_s: first delay in seconds; doubles each retry (tests use milliseconds).
+        max_backoff_s: cap on one delay.
+        timeout_s: connect/read timeout of one HTTP request, seconds.
+    """
+
+    attempts: int = 6
+    backoff_s: float = 1.0
+    max_backoff_s: float = 60.0
+    timeout_s: float = 60.0
+
+    def urllib3_retry(self) -> Retry:
+        """The same policy as a urllib3 ``Retry`` (POST search is idempotent, so it is retried too)."""
+        return Retry(
+            total=self.attempts - 1,
+            connect=self.attempts - 1,
+            read=self.attempts - 1,
+            status=self.attempts - 1,
+            backoff_factor=self.backoff_s / 2,  # urllib3 sleeps factor·2^(n) from the 2nd retry on
+            backoff_max=self.max_backoff_s,
+            status_forcelist=RETRY_STATUSES,
+            allowed_methods=None,
+            respect_retry_after_header=True,
+            raise_on_status=True,
+        )
+
+    def delays(self) -> list[float]:
+        """Delays before retry 1, 2, … (seconds), for loops that retry by hand."""
+        return [min(self.backoff_s * 2**i, self.max_backoff_s) for i in range(self.attempts - 1)]
+
+
+@dataclass(frozen=True)
+class CatalogConfig:
+    """Where to search and how to turn an item's href into something readable.
+
+    Attributes:
+        stac_url: STAC API root.
+        sign: ``"planetary_computer"`` (SAS-sign every href just before reading) or ``"none"``.
+        blob_endpoint: Azurite-style endpoint replacing ``https://<account>.blob.core.windows.net`` after
+            signing (``None``: read Azure directly).
+        retry: retry/backoff/timeout policy.
+    """
+
+    stac_url: str = PLANETARY_COMPUTER_STAC_URL
+    sign: str = "planetary_computer"
+    blob_endpoint: str | None = None
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+
+    def __post_init__(self) -> None:
+        if self.sign not in ("planetary_computer", "none"):
+            raise ValueError(f"sign must be 'planetary_computer' or 'none', got {self.sign!r}")
+
+    def open_client(self) -> pystac_client.Client:
+        """A pystac-client ``Client`` whose requests retry with backoff and time out."""
+        io = StacApiIO(max_retries=self.retry.urllib3_retry(), timeout=self.retry.timeout_s)
+        return pystac_client.Client.open(self.stac_url, stac_io=io, timeout=self.retry.timeout_s)
+
+    def signer(self) -> Callable[[str], str]:
+        """A function ``unsigned href → readable URL``, to call right before each read."""
+        endpoint = self.blob_endpoint
+        if self.sign == "planetary_computer":
+            import planetary_computer
+
+            def sign(href: str) -> str:
+                return to_blob_endpoint(planetary_computer.sign_url(href), endpoint=endpoint)
+        else:
+
+            def sign(href: str) -> str:
+                return to_blob_endpoint(href, endpoint=endpoint)
+
+        return sign
+
+
+_BLOB_URL = re.compile(r"^https://([a-z0-9]+)\.blob\.core\.windows\.net/(.*)$")
+
+
+def to_blob_endpoint(url: str, *, endpoint: str | None) -> str:
+    """Map ``https://<account>.blob.core.windows.net/<rest>`` to ``<endpoint>/<account>/<rest>``."""
+    if endpoint is None:
+        return url
+    m = _BLOB_URL.match(url)
+    return f"{endpoint.rstrip('/')}/{m.group(1)}/{m.group(2)}" if m else url
+
+
+def require_subscription_key(*, collections: list[str], catalog: CatalogConfig) -> None:
+    """Stop before any work if a collection needs a Planetary Computer account and no key is set.
+
+    Planetary Computer refuses SAS tokens for collections with ``msft:requires_account`` (e.g.
+    ``sentinel-1-rtc``) without a subscription key; failing here beats failing hours into a build.
+    """
+    if catalog.sign != "planetary_computer" or not collections:
+        return
+    if os.environ.get("PC_SDK_SUBSCRIPTION_KEY"):
+        return
+    raise RuntimeError(
+        f"collections {sorted(collections)} need a Planetary Computer account: set PC_SDK_SUBSCRIPTION_KEY "
+        "to your subscription key (https://planetarycomputer.microsoft.com/account/request), or leave "
+        "these modalities out of the modality set"
+    )

@@ -1,0 +1,1 @@
+"""Streaming the corpus into training batches (docs/batch-schema.md)."""

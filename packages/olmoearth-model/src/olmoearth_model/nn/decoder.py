@@ -1,0 +1,107 @@
+"""Cross-attention-only predictor (recipe §4.4).
+
+1. Encoder output → ``input_norm`` (LayerNorm D_enc) → ``Linear(D_enc, D_dec)``.
+2. DECODER positions are replaced by the learnable ``mask_token`` (zero-init).
+3. The decoder's own composite encodings are added to every token.
+4. Queries = DECODER tokens (padded); context = ONLINE_ENCODER tokens (padded, key-padding mask);
+   TARGET_ENCODER_ONLY and MISSING tokens are dropped.
+5. ``depth`` cross-attention blocks: queries from LN1(x), keys/values from the context *without*
+   normalisation; the context is never updated and there is no self-attention among queries.
+6. ``Linear(D_dec, D_enc)(LayerNorm(x))``, one norm and one linear shared by every bandset.
+
+Steps 1–3 are only computed for the tokens that survive step 4 — the same numbers as the reference,
+which transforms every token and then discards most of them. The output holds predictions at
+DECODER positions and zeros elsewhere (the reference leaves projected context there; nothing reads it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import torch
+from torch import Tensor, nn
+
+from olmoearth_data.modalities import ModalitySpec
+from olmoearth_model.batch import MaskValue
+from olmoearth_model.nn.attention import Block, init_linear_xavier, safe_key_mask
+from olmoearth_model.nn.encodings import CompositeEncodings
+from olmoearth_model.nn.tokens import (
+    flatten_tokens,
+    gather_tokens,
+    scatter_tokens,
+    select_tokens,
+    unflatten_tokens,
+)
+
+
+class Decoder(nn.Module):
+    """Predicts the latent of every DECODER token from the encoded (ONLINE_ENCODER) tokens."""
+
+    def __init__(
+        self,
+        *,
+        specs: Sequence[ModalitySpec],
+        encoder_dim: int,
+        dim: int,
+        depth: int,
+        num_heads: int,
+        mlp_ratio: float = 4.0,
+        drop_path: float = 0.0,
+    ) -> None:
+        super().__init__()
+        self.dim = dim
+        self.encoder_dim = encoder_dim
+        self.input_norm = nn.LayerNorm(encoder_dim, eps=1e-5)
+        self.encoder_to_decoder = nn.Linear(encoder_dim, dim, bias=True)
+        self.mask_token = nn.Parameter(torch.zeros(dim))
+        self.encodings = CompositeEncodings(specs=specs, dim=dim)
+        self.blocks = nn.ModuleList(
+            Block(dim=dim, num_heads=num_heads, mlp_ratio=mlp_ratio, drop_path=drop_path, cross_attn=True)
+            for _ in range(depth)
+        )
+        self.norm = nn.LayerNorm(dim, eps=1e-5)
+        self.to_output = nn.Linear(dim, encoder_dim, bias=True)
+        init_linear_xavier(self)
+
+    def forward(
+        self,
+        *,
+        latent: Mapping[str, Tensor],
+        masks: Mapping[str, Tensor],
+        timestamps: Tensor,
+        patch_size: int,
+    ) -> dict[str, Tensor]:
+        """Predict one view.
+
+        Args:
+            latent: per modality ``[B, h, w, T_m, S_m, D_enc]`` encoder output.
+            masks: per modality int ``[B, h, w, T_m, S_m]`` token roles of the same view.
+            timestamps: int ``[B, T, 3]`` (day, month0, year).
+            patch_size: ``p`` in 10 m pixels (scales the spatial encoding).
+
+        Returns:
+            per modality ``[B, h, w, T_m, S_m, D_enc]``: predictions at DECODER positions, 0 elsewhere.
+        """
+        enc = {
+            m: self.encodings(
+                modality=m, grid=tuple(x.shape[:5]), timestamps=timestamps, patch_size=patch_size
+            )
+            for m, x in latent.items()
+        }
+        x, layout = flatten_tokens(tokens=latent)
+        pos, _ = flatten_tokens(tokens=enc)
+        flat_mask, _ = flatten_tokens(tokens={m: masks[m] for m in layout.names})
+        # MISSING and TARGET_ENCODER_ONLY tokens take part in neither set
+        ctx_sel = select_tokens(keep=flat_mask == MaskValue.ONLINE_ENCODER)
+        qry_sel = select_tokens(keep=flat_mask == MaskValue.DECODER)
+
+        context = self.encoder_to_decoder(self.input_norm(gather_tokens(x=x, selection=ctx_sel)))
+        context = context + gather_tokens(x=pos, selection=ctx_sel)
+        queries = self.mask_token + gather_tokens(x=pos, selection=qry_sel)
+
+        key_mask = safe_key_mask(ctx_sel.valid)
+        for block in self.blocks:
+            queries = block(x=queries, context=context, key_mask=key_mask)
+        pred = self.to_output(self.norm(queries))
+        out = scatter_tokens(x=pred, selection=qry_sel, num_tokens=layout.num_tokens)
+        return unflatten_tokens(x=out, layout=layout)

@@ -1,0 +1,1 @@
+"""Pre-training: typed config, learning-rate schedule, the training loop, run plots."""

@@ -1,0 +1,1 @@
+"""The twin's servers: PostgreSQL + pgstac, stac-fastapi (uvicorn), the SAS stand-in, the blob server."""

@@ -1,0 +1,50 @@
+"""Pytest fixtures: one Planetary Computer twin per test session over the small (2-tile) catalogue.
+
+Use from any test folder by registering the plugin once in the top-level ``tests/conftest.py``::
+
+    pytest_plugins = ["olmoearth_twin.testing"]
+
+(importing the fixtures into a folder's conftest works too, but each folder then starts its own twin).
+While the ``twin`` fixture is alive, ``PC_SDK_SAS_URL``, ``OLMOEARTH_BLOB_ENDPOINT``,
+``OLMOEARTH_STAC_URL`` and ``GDAL_DISABLE_READDIR_ON_OPEN`` point at it (see :meth:`Twin.environment`).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from olmoearth_twin.catalog.samples import SMALL_SAMPLES
+from olmoearth_twin.catalog.sentinel2 import generate_sentinel2
+from olmoearth_twin.catalog.store import Catalog
+from olmoearth_twin.servers.twin import Twin
+
+#: Seed of the test catalogue.
+TEST_SEED = 0
+
+
+@pytest.fixture(scope="session")
+def twin_catalog(tmp_path_factory: pytest.TempPathFactory) -> Catalog:
+    """The small catalogue (:data:`SMALL_SAMPLES`, seed 0), generated once per session (~5 s)."""
+    return generate_sentinel2(
+        samples=SMALL_SAMPLES, seed=TEST_SEED, cache_dir=tmp_path_factory.mktemp("twin-cache")
+    )
+
+
+@pytest.fixture(scope="session")
+def twin(twin_catalog: Catalog) -> Iterator[Twin]:
+    """A running twin serving :func:`twin_catalog`, with its environment exported for the session."""
+    # Not pytest's tmp dir: as root, PostgreSQL runs as an unprivileged user, which cannot enter the
+    # 0700 /tmp/pytest-of-root.
+    root = Path(tempfile.mkdtemp(prefix="olmoearth-twin-test-"))
+    os.chmod(root, 0o755)
+    try:
+        with Twin(root=root, catalog=twin_catalog) as running, running.environment():
+            yield running
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
