@@ -21,6 +21,7 @@ from rasterio.windows import Window
 from olmoearth_data.grid import Tile
 from olmoearth_twin import Catalog, Twin, rewrite_href
 from olmoearth_twin.servers.sas import SasIssuer
+from olmoearth_twin.servers.twin import reset_pc_sdk
 
 pytestmark = pytest.mark.twin
 PREFIX = "https://sentinel2l2a01.blob.core.windows.net/sentinel2-l2/"
@@ -67,6 +68,7 @@ def test_token_endpoint_has_pc_shape(twin: Twin, sas_fixture: dict[str, Any]) ->
 
 
 def test_sdk_signs_item_through_pc_sdk_sas_url(twin: Twin, item: pystac.Item) -> None:
+    reset_pc_sdk()  # earlier tests in the session may have left a cached token for this container
     issued = twin.issuer.issued
     signed = planetary_computer.sign(item)
     assert twin.issuer.issued > issued, "the SDK must have fetched a token from the stand-in"

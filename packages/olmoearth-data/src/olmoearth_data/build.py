@@ -138,6 +138,9 @@ def build_corpus(config: BuildConfig) -> BuildSummary:
 def _run_on_dask(config: BuildConfig, shards: list[int]) -> None:
     from dask.distributed import Client, LocalCluster, as_completed
 
+    # distributed sets its loggers to INFO on import; a build's own progress is what users want to see.
+    logging.getLogger("distributed").setLevel(logging.WARNING)
+
     if config.scheduler:
         client = Client(config.scheduler)
         cluster = None

@@ -16,11 +16,11 @@ from olmoearth_data.modalities import registry_from_dict
 RGB = ("B04", "B03", "B02")
 
 
-def _rgb(data: np.ndarray, bands: list[str]) -> np.ndarray:
-    """``[C, H, W]`` uint16 reflectance ×1e4 → ``[H, W, 3]`` float in [0, 1] (2 % – 98 % stretch-free)."""
+def _rgb(data: np.ndarray, bands: list[str], *, lo: float, hi: float) -> np.ndarray:
+    """``[C, H, W]`` uint16 reflectance ×1e4 → ``[H, W, 3]`` float in [0, 1], stretched ``lo..hi``."""
     rgb = np.stack([data[bands.index(b)] for b in RGB], -1).astype(np.float32)
     empty = (rgb == 0).all(-1)
-    rgb = np.clip(rgb / 3000.0, 0, 1) ** (1 / 1.6)
+    rgb = np.clip((rgb - lo) / max(hi - lo, 1.0), 0, 1) ** (1 / 1.4)
     rgb[empty] = (1.0, 0.0, 1.0)  # nodata in magenta, so gaps are visible, not black
     return rgb
 
@@ -41,11 +41,15 @@ def quicklook(corpus: Path | str, *, sample: int, out: Path | str) -> Path:
         bands = list(s2.bandsets[0].bands)
         present = group["sentinel2_l2a/present"][sample]
         data = group["sentinel2_l2a/10m/data"][sample]  # [12, C, H, W]
+        # One stretch for the whole year (2nd–98th percentile of valid RGB), so months compare.
+        valid = data[present][:, [bands.index(b) for b in RGB]]
+        valid = valid[valid > 0]
+        lo, hi = np.percentile(valid, [2, 98]) if valid.size else (0.0, 3000.0)
         for t in range(12):
             ax = axes.ravel()[t]
             day = np.datetime64(int(starts[t]), "D") if np.issubdtype(starts.dtype, np.integer) else starts[t]
             if present[t]:
-                ax.imshow(_rgb(data[t], bands))
+                ax.imshow(_rgb(data[t], bands, lo=float(lo), hi=float(hi)))
                 ax.set_title(f"{str(day)[:10]}", fontsize=8)
             else:
                 ax.set_title(f"{str(day)[:10]}: absent", fontsize=8, color="grey")

@@ -66,7 +66,23 @@ def _parser() -> argparse.ArgumentParser:
     )
     d.add_argument("--crop", type=int, default=6, metavar="H", help="crop side in tokens (default 6)")
     d.add_argument("--budget", type=int, default=TOKEN_BUDGET, help=f"token budget (default {TOKEN_BUDGET})")
+    t = sub.add_parser("train", help="pre-train on a corpus (config YAML + key.sub=value overrides)")
+    t.add_argument("--config", required=True, help="YAML, e.g. pipelines/demo.yaml")
+    t.add_argument("overrides", nargs="*", help="e.g. max_steps=50 optim.lr=3e-4")
+    p = sub.add_parser("plot", help="plot a run's metrics.jsonl to PNG")
+    p.add_argument("run_dir")
+    p.add_argument("--out", default=None)
     return parser
+
+
+def _train(args: argparse.Namespace) -> int:
+    from olmoearth_model.train.config import TrainConfig
+    from olmoearth_model.train.loop import train
+
+    config = TrainConfig.load(args.config, overrides=args.overrides)
+    run_dir = train(config)
+    print(f"run written to {run_dir} (config.yaml, metrics.jsonl, model.pt)")
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -84,6 +100,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             budget=args.budget,
         )
         print("\n".join(lines))
+        return 0
+    try:
+        if args.command == "train":
+            return _train(args)
+        if args.command == "plot":
+            from olmoearth_model.train.plot import plot_run
+
+            print(plot_run(args.run_dir, out=args.out))
+            return 0
+    except (ValueError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 

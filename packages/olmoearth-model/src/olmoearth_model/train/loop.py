@@ -129,7 +129,7 @@ def train(config: TrainConfig) -> Path:
                         out = latent_mim_objective(model=model, batch=mb, config=loss_config)
                     (out.loss / len(micro)).backward()
                     for k in parts:
-                        parts[k] += float(getattr(out, k)) / len(micro)
+                        parts[k] += float(getattr(out, k).detach()) / len(micro)
                 grad_norm = torch.nn.utils.clip_grad_norm_(
                     model.trainable_parameters(), opt_cfg.max_grad_norm
                 )

@@ -164,7 +164,7 @@ class Twin:
         cached settings and tokens, which it otherwise reads only once per process."""
         saved = {k: os.environ.get(k) for k in self.env}
         os.environ.update(self.env)
-        _reset_pc_sdk()
+        reset_pc_sdk()
         try:
             yield self.env
         finally:
@@ -173,7 +173,7 @@ class Twin:
                     os.environ.pop(key, None)
                 else:
                     os.environ[key] = value
-            _reset_pc_sdk()
+            reset_pc_sdk()
 
     def rewrite_href(self, href: str) -> str:
         """Map a (signed) PC blob URL onto this twin's blob server (see :mod:`olmoearth_twin.blob_urls`)."""
@@ -215,7 +215,8 @@ class Twin:
         pgstac.load_items(dsn=self._require(self.dsn or None, "database"), items=list(items))
 
 
-def _reset_pc_sdk() -> None:
+def reset_pc_sdk() -> None:
+    """Forget the PC SDK's cached settings and SAS tokens (it reads both once per process)."""
     try:
         from planetary_computer import sas, settings
     except ImportError:  # the SDK is optional for the twin itself
