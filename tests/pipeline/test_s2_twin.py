@@ -7,8 +7,6 @@ the pipeline under test.
 from __future__ import annotations
 
 import datetime as dt
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +19,7 @@ import xarray as xr
 import zarr
 from rasterio.windows import from_bounds
 
-from olmoearth_data.build import GDAL_OPTIONS, BuildConfig, build_corpus
+from olmoearth_data.build import GDAL_OPTIONS
 from olmoearth_data.composite.coverage import select_covering
 from olmoearth_data.composite.first_valid import first_valid
 from olmoearth_data.grid import Tile
@@ -30,11 +28,10 @@ from olmoearth_data.materialise.monthly import materialise_monthly
 from olmoearth_data.missing import MissingReason, SampleStatus
 from olmoearth_data.modalities import get_modality
 from olmoearth_data.results import ModalityResult
-from olmoearth_data.samples import Sample, write_sample_table
+from olmoearth_data.samples import Sample
 from olmoearth_data.sources import get_source
 from olmoearth_data.stac.catalog import CatalogConfig, RetryPolicy
 from olmoearth_data.stac.search import SearchCache, search_sample
-from olmoearth_data.stats import compute_norm_stats
 from olmoearth_twin import Catalog, Twin, parse_blob_url
 from olmoearth_twin.catalog.samples import SMALL_SAMPLES
 
@@ -255,26 +252,8 @@ def test_both_baselines_dark_pixels_and_grids(composite: ModalityResult, manifes
 
 
 @pytest.fixture(scope="module")
-def corpus(catalog_config: CatalogConfig) -> Path:
-    work = Path(tempfile.mkdtemp(prefix="olmoearth-s2-corpus-"))
-    table = work / "samples.parquet"
-    write_sample_table(table, samples=SAMPLES)
-    config = BuildConfig(
-        corpus=str(work / "s2.zarr"),
-        sample_table=str(table),
-        modalities="s2",
-        samples_per_shard=1,
-        cache_dir=str(work / "cache"),
-        workers=2,
-        catalog=catalog_config,
-    )
-    summary = build_corpus(config)
-    assert (summary.complete, summary.shards_built) == (2, 2)
-    again = build_corpus(config)
-    assert again.shards_built == 0  # complete shards are skipped on rerun
-    compute_norm_stats(config.corpus)
-    yield Path(config.corpus)
-    shutil.rmtree(work, ignore_errors=True)
+def corpus(s2_corpus: Path) -> Path:
+    return s2_corpus
 
 
 def test_cube_holds_the_composites_with_tile_grid_coordinates(

@@ -52,6 +52,10 @@ class CorpusReader:
         }
         self.norm = {s.name: self._norm_params(s) for s in specs}
 
+    def norm_stats(self) -> dict[str, dict]:
+        """The corpus's stored per-band stats of every modality read (for release exports)."""
+        return {s.name: dict(self.group[s.name].attrs.get("norm_stats", {})) for s in self.specs}
+
     @property
     def complete_indices(self) -> np.ndarray:
         """Rows the loader may use: complete samples (dropped and pending rows are skipped)."""

@@ -45,6 +45,8 @@ class TrainConfig:
     crop_tokens: tuple[int, int] = (1, 12)
     log_every: int = 1
     probe_every: int = 25
+    checkpoint_every: int = 100
+    resume: bool = True
     device: str = "auto"
     optim: OptimConfig = field(default_factory=OptimConfig)
 

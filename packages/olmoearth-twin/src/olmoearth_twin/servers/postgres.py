@@ -21,6 +21,7 @@ import shlex
 import shutil
 import stat
 import subprocess
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -80,6 +81,14 @@ def _ensure_os_user(name: str) -> _OsUser:
     return _OsUser(name=name, uid=entry.pw_uid, gid=entry.pw_gid)
 
 
+def _is_traversable(path: Path, user: _OsUser) -> bool:
+    try:
+        _check_traversable(path, user)
+    except RuntimeError:
+        return False
+    return True
+
+
 def _check_traversable(path: Path, user: _OsUser) -> None:
     for parent in [path, *path.parents]:
         st = parent.stat()
@@ -114,8 +123,16 @@ class PostgresServer:
         self.port = port or free_port()
         self.bindir = find_pg_bindir()
         self._user: _OsUser | None = None
+        self._private_root = False
         if os.geteuid() == 0:
             self._user = _ensure_os_user(os.environ.get(OS_USER_ENV, DEFAULT_OS_USER))
+            ancestor = next(p for p in [self.root, *self.root.parents] if p.exists())
+            if not _is_traversable(ancestor, self._user):
+                # e.g. a checkout under a 0700 mktemp folder: the unprivileged server user cannot reach
+                # it, so the cluster lives in a private, traversable temp folder removed on stop.
+                self.root = Path(tempfile.mkdtemp(prefix="olmoearth-twin-pg-"))
+                os.chmod(self.root, 0o755)
+                self._private_root = True
         self._running = False
 
     @property
@@ -236,3 +253,5 @@ class PostgresServer:
         if result.returncode != 0:
             self._run(["pg_ctl", "-D", str(self.data_dir), "-m", "immediate", "-w", "stop"], check=False)
         self._running = False
+        if self._private_root:
+            shutil.rmtree(self.root, ignore_errors=True)

@@ -1,0 +1,187 @@
+"""The trainer: schedule, accumulation, deterministic loader, kill -9 resume, torchrun DDP, release export."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from olmoearth_model.data.dataset import BatchDataset, LoaderConfig, make_loader
+from olmoearth_model.losses import LossConfig
+from olmoearth_model.train.config import OptimConfig, TrainConfig
+from olmoearth_model.train.export import load_release
+from olmoearth_model.train.loop import ObjectiveModule, build_model_for_corpus, split_batch
+from olmoearth_model.train.schedule import learning_rate
+
+pytestmark = pytest.mark.twin
+
+
+def test_learning_rate_matches_recipe_schedule() -> None:
+    # recipe §8.2: Base lr 1e-4, 8000 warm-up steps, cosine to 0.1·lr at 667,200.
+    kw = {"base_lr": 1e-4, "warmup_steps": 8000, "max_steps": 667_200, "alpha_f": 0.1}
+    assert learning_rate(step=0, **kw) == 0.0
+    assert learning_rate(step=4000, **kw) == pytest.approx(5e-5)
+    assert learning_rate(step=8000, **kw) == pytest.approx(1e-4)
+    assert learning_rate(step=667_199, **kw) == pytest.approx(1e-5, rel=1e-6)
+    assert learning_rate(step=667_200, **kw) == pytest.approx(1e-5)
+    mid = 8000 + (667_200 - 8000) // 2
+    assert learning_rate(step=mid, **kw) == pytest.approx(1e-5 + 0.9e-4 / 2)
+
+
+def _loader_config(corpus: Path, **kw: object) -> LoaderConfig:
+    return LoaderConfig(
+        corpus=str(corpus), global_batch=2, patch_sizes=(4, 8), crop_tokens=(2, 4), token_budget=400, **kw
+    )
+
+
+def _flat(batch) -> list[np.ndarray]:
+    out = [batch.timestamps.numpy(), batch.sample_index.numpy(), np.array([batch.patch_size])]
+    for d in (batch.data, batch.masks_a, batch.masks_b):
+        out += [d[k].numpy() for k in sorted(d)]
+    return out
+
+
+def test_batches_do_not_depend_on_the_number_of_workers(s2_corpus: Path) -> None:
+    runs = []
+    for workers in (0, 1, 2):
+        ds = BatchDataset(_loader_config(s2_corpus), epoch=3)
+        runs.append([_flat(b) for b in make_loader(ds, num_workers=workers, pin_memory=False)])
+    assert len(runs[0]) == BatchDataset(_loader_config(s2_corpus), epoch=3).num_batches() == 1
+    for other in runs[1:]:
+        assert len(other) == len(runs[0])
+        for a, b in zip(runs[0], other):
+            for x, y in zip(a, b):
+                np.testing.assert_array_equal(x, y)
+
+
+def test_gradient_accumulation_equals_the_full_batch_gradient(s2_corpus: Path) -> None:
+    """With the contrastive term off (its negatives are microbatch-local by design) and DropPath off."""
+    config = TrainConfig(corpus=str(s2_corpus), size="nano", contrastive=False)
+    model = build_model_for_corpus(config).eval()
+    objective = ObjectiveModule(model, loss_config=LossConfig(contrastive=False))
+    batch = BatchDataset(_loader_config(s2_corpus, masking="random"), epoch=0).batch(0)
+
+    def grads(micro: int) -> list[torch.Tensor]:
+        model.zero_grad(set_to_none=True)
+        parts = split_batch(batch, size=micro)
+        for mb in parts:
+            (objective(mb)["loss"] / len(parts)).backward()
+        return [
+            p.grad.clone() if p.grad is not None else torch.zeros_like(p)
+            for p in model.trainable_parameters()
+        ]
+
+    full, accumulated = grads(2), grads(1)
+    for f, a in zip(full, accumulated):
+        torch.testing.assert_close(a, f, rtol=1e-4, atol=1e-6)  # fp32 summation order differs
+
+
+def _write_config(path: Path, corpus: Path, run: Path, **overrides: object) -> Path:
+    cfg = TrainConfig(
+        corpus=str(corpus),
+        run_dir=str(run),
+        size="nano",
+        max_steps=12,
+        global_batch=2,
+        microbatch=1,
+        token_budget=400,
+        patch_sizes=(4, 8),
+        crop_tokens=(2, 4),
+        probe_every=4,
+        checkpoint_every=4,
+        optim=OptimConfig(lr=1e-3, weight_decay=0.002, warmup_steps=3),
+    )
+    doc = cfg.to_dict() | overrides
+    path.write_text(yaml.safe_dump(doc))
+    return path
+
+
+def _train_cmd(config: Path) -> list[str]:
+    return [sys.executable, "-m", "olmoearth_model.cli", "train", "--config", str(config)]
+
+
+def _losses(run: Path) -> list[tuple[int, float, float]]:
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    return [(r["step"], r["loss"], r["grad_norm"]) for r in rows]
+
+
+def test_kill9_and_resume_is_bit_identical(s2_corpus: Path, tmp_path: Path) -> None:
+    straight = _write_config(tmp_path / "a.yaml", s2_corpus, tmp_path / "a")
+    subprocess.run(_train_cmd(straight), check=True, capture_output=True, timeout=300)
+    killed = _write_config(tmp_path / "b.yaml", s2_corpus, tmp_path / "b")
+    proc = subprocess.Popen(_train_cmd(killed), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    metrics = tmp_path / "b" / "metrics.jsonl"
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline:
+        if metrics.exists() and len(metrics.read_text().splitlines()) >= 7:
+            break
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert (tmp_path / "b" / "checkpoint.pt").exists()
+    assert not (tmp_path / "b" / "model.pt").exists(), "the run must have been killed before finishing"
+    subprocess.run(_train_cmd(killed), check=True, capture_output=True, timeout=300)
+    assert _losses(tmp_path / "b") == _losses(tmp_path / "a")  # exact float equality, every step
+
+
+def test_torchrun_two_ranks_stay_in_sync_and_learn(s2_corpus: Path, tmp_path: Path) -> None:
+    config = _write_config(tmp_path / "c.yaml", s2_corpus, tmp_path / "c", max_steps=16, probe_every=5)
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
+    out = subprocess.run(
+        [*torchrun, "-m", "olmoearth_model.cli", "train", "--config", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=os.environ | {"OMP_NUM_THREADS": "1"},
+    )
+    assert out.returncode == 0, out.stderr[-4000:]
+    rows = [json.loads(line) for line in (tmp_path / "c" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == list(range(16))
+    assert all(r["rank_divergence"] == 0.0 for r in rows)
+    probes = [r["probe_loss"] for r in rows if "probe_loss" in r]
+    assert probes[-1] < probes[0], probes
+
+
+def test_release_export_reloads_to_the_same_embeddings(s2_corpus: Path, tmp_path: Path) -> None:
+    from olmoearth_model.train.loop import train
+
+    config = TrainConfig(
+        corpus=str(s2_corpus),
+        run_dir=str(tmp_path / "r"),
+        size="nano",
+        max_steps=2,
+        global_batch=2,
+        microbatch=2,
+        token_budget=400,
+        patch_sizes=(4, 4),
+        crop_tokens=(2, 2),
+    )
+    run = train(config)
+    encoder, meta = load_release(run / "release")
+    assert meta["band_order"]["sentinel2_l2a"][:4] == ["B02", "B03", "B04", "B08"]
+    assert meta["norm_stats"]["sentinel2_l2a"]["B02"]["std"] > 0
+    state = torch.load(run / "model.pt", weights_only=True)
+    model = build_model_for_corpus(replace(config))
+    model.load_state_dict(state["model"])
+    model.eval()
+    batch = BatchDataset(_loader_config(s2_corpus), epoch=0).batch(0)
+    kw = {
+        "data": batch.data,
+        "masks": batch.masks_a,
+        "timestamps": batch.timestamps,
+        "patch_size": batch.patch_size,
+    }
+    with torch.no_grad():
+        expected = model.encoder(**kw).pooled
+        got = encoder(**kw).pooled
+    torch.testing.assert_close(got, expected, rtol=0, atol=0)
