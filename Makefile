@@ -6,16 +6,19 @@ STAMP := $(VENV)/.setup-stamp
 SETUP_INPUTS := $(wildcard packages/*/pyproject.toml) requirements/constraints.txt scripts/setup.sh scripts/system-deps.sh
 PYTEST_ARGS ?=
 
-.PHONY: setup test lint bench twin demo
+.PHONY: setup test lint bench twin demo pretrain ablation-collapse
 .DEFAULT_GOAL := help
 
 help:
 	@echo "make setup   create .venv and install the packages (idempotent)"
 	@echo "make test    setup + the whole test suite (prints the slowest tests)"
 	@echo "make lint    ruff"
+	@echo "make pretrain CONFIG=nano|tiny|base|large NGPU=N   torchrun on this node (CPU fallback); see README"
+	@echo "make ablation-collapse   Lite vs EMA target on the demo corpus -> runs/ablation-collapse/"
 	@echo "make demo    offline: twin -> Sentinel-2 corpus (data/demo) -> Nano trained on CPU (runs/demo) + plots"
 	@echo "make twin    setup + serve the local Planetary Computer twin (STAC + SAS + blobs) until Ctrl-C"
 	@echo "make bench   setup + CPU training-step benchmark of Nano and Base (benchmarks/results/model_cpu.json)"
+	@echo "            + OSM streaming-pass benchmark (benchmarks/results/osm_extract.json)"
 
 setup: $(STAMP)
 
@@ -32,9 +35,20 @@ lint: setup
 
 bench: setup
 	$(PY) benchmarks/bench_model.py
+	$(PY) benchmarks/bench_osm.py
 
 twin: setup
 	$(VENV)/bin/olmoearth-twin serve
 
 demo: setup
 	$(PY) scripts/demo.py $(DEMO_ARGS)
+
+CONFIG ?= nano
+NGPU ?= 1
+TORCHRUN_ARGS ?= --standalone
+ARGS ?=
+pretrain: setup
+	$(VENV)/bin/torchrun $(TORCHRUN_ARGS) --nproc_per_node $(NGPU) -m olmoearth_model.cli train --config pipelines/$(CONFIG).yaml $(ARGS)
+
+ablation-collapse: setup
+	$(PY) scripts/ablation_collapse.py $(ABLATION_ARGS)

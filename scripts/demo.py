@@ -25,6 +25,33 @@ from olmoearth_model.train.plot import plot_run, read_metrics
 from olmoearth_twin import Twin, default_samples, generate_sentinel2
 
 
+def build_demo_corpus(*, data: Path, tiles: int, seed: int) -> Path:
+    """Generate (or reuse) the twin catalogue, serve it, build and resume the S2 corpus, compute stats."""
+    data.mkdir(parents=True, exist_ok=True)
+    twin_samples = default_samples(n_tiles=tiles)
+    samples = [Sample(s.tile, s.centre) for s in twin_samples]
+    table = data / "samples.parquet"
+    write_sample_table(table, samples=samples)
+    corpus = data / "s2.zarr"
+    print(f"[1/4] twin catalogue for {len(samples)} samples (cached under build/twin/cache)", flush=True)
+    catalog = generate_sentinel2(samples=twin_samples, seed=seed, cache_dir=Path("build/twin/cache"))
+    with Twin(root=Path("build/twin-demo"), catalog=catalog) as twin, twin.environment():
+        print(f"      STAC API {twin.stac_url}  blobs {twin.assets_url}  SAS {twin.sas_url}", flush=True)
+        print(f"[2/4] building {corpus} from the twin (dask LocalCluster)", flush=True)
+        config = BuildConfig(
+            corpus=str(corpus), sample_table=str(table), modalities="s2", samples_per_shard=2,
+            cache_dir=str(data / "cache"), workers=2,
+            catalog=CatalogConfig(stac_url=twin.stac_url, blob_endpoint=twin.assets_url,
+                                  retry=RetryPolicy(attempts=4, backoff_s=0.2, timeout_s=30)),
+        )  # fmt: skip
+        summary = build_corpus(config)
+    print(
+        f"      {summary.complete} complete, {summary.dropped} dropped, {summary.shards_built} shards built"
+    )
+    compute_norm_stats(corpus)
+    return corpus
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--tiles", type=int, default=8, help="samples in the demo corpus (1..8)")
@@ -40,30 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("distributed").setLevel(logging.WARNING)
     t0 = time.perf_counter()
-    data = Path(args.data)
-    data.mkdir(parents=True, exist_ok=True)
-    twin_samples = default_samples(n_tiles=args.tiles)
-    samples = [Sample(s.tile, s.centre) for s in twin_samples]
-    table = data / "samples.parquet"
-    write_sample_table(table, samples=samples)
-    corpus = data / "s2.zarr"
-
-    print(f"[1/4] twin catalogue for {len(samples)} samples (cached under build/twin/cache)", flush=True)
-    catalog = generate_sentinel2(samples=twin_samples, seed=args.seed, cache_dir=Path("build/twin/cache"))
-    with Twin(root=Path("build/twin-demo"), catalog=catalog) as twin, twin.environment():
-        print(f"      STAC API {twin.stac_url}  blobs {twin.assets_url}  SAS {twin.sas_url}", flush=True)
-        print(f"[2/4] building {corpus} from the twin (dask LocalCluster)", flush=True)
-        config = BuildConfig(
-            corpus=str(corpus), sample_table=str(table), modalities="s2", samples_per_shard=2,
-            cache_dir=str(data / "cache"), workers=2,
-            catalog=CatalogConfig(stac_url=twin.stac_url, blob_endpoint=twin.assets_url,
-                                  retry=RetryPolicy(attempts=4, backoff_s=0.2, timeout_s=30)),
-        )  # fmt: skip
-        summary = build_corpus(config)
-    print(
-        f"      {summary.complete} complete, {summary.dropped} dropped, {summary.shards_built} shards built"
-    )
-    compute_norm_stats(corpus)
+    corpus = build_demo_corpus(data=Path(args.data), tiles=args.tiles, seed=args.seed)
 
     overrides = [f"corpus={corpus}", f"run_dir={args.run}", *args.overrides]
     if args.steps is not None:

@@ -67,6 +67,31 @@ def _cmd_quicklook(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_sample(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from olmoearth_data.osm.pipeline import estimate, fetch_overpass, format_estimate, run_sampling
+
+    osm = args.osm
+    if args.overpass_bbox:
+        try:
+            bbox = tuple(float(v) for v in args.overpass_bbox.split(","))
+        except ValueError:
+            bbox = ()
+        if len(bbox) != 4:
+            raise ValueError(f"--overpass-bbox must be W,S,E,N in degrees, got {args.overpass_bbox!r}")
+        osm = fetch_overpass(bbox=bbox, out=Path(args.out).with_suffix(".overpass.osm"),
+                             overpass_url=args.overpass_url)  # fmt: skip
+    res = run_sampling(out=args.out, osm=osm, lonlats=args.lonlats, per_category=args.per_category,
+                       seed=args.seed, naip_stac_url=args.naip_stac_url, progress=not args.quiet,
+                       dry_run=args.dry_run)  # fmt: skip
+    if args.dry_run:
+        print(format_estimate(estimate(n_samples=res.n_samples)))
+    else:
+        print(f"wrote {res.n_samples} samples to {res.table} (per-category summary {res.summary})")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="olmoearth-data", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -100,6 +125,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--retries", type=int, default=6)
     p.add_argument("--backoff-s", type=float, default=1.0)
     p.set_defaults(func=_cmd_build)
+
+    p = sub.add_parser("sample", help="OSM-stratified tile sample table (GeoParquet) with centre dates")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--osm", help="OSM file: .osm.pbf, .osm or .osm.bz2")
+    src.add_argument(
+        "--overpass-bbox",
+        help="W,S,E,N degrees, fetched from Overpass with osmnx (write --overpass-bbox=W,... if W < 0)",
+    )
+    src.add_argument("--lonlats", help="JSON list of [lon, lat] points (e.g. the reference lon_lats.json)")
+    p.add_argument("--overpass-url", default=None, help="Overpass API base URL (default: osmnx's setting)")
+    p.add_argument("--out", required=True, help="output sample table, e.g. data/samples.parquet")
+    p.add_argument("--per-category", type=int, default=10_000, help="max tiles drawn per category")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--naip-stac-url", default=None, help="STAC API with a 'naip' collection (NAIP-date rule)")
+    p.add_argument("--dry-run", action="store_true", help="print tiles/bytes/hours estimate; write no table")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_sample)
 
     p = sub.add_parser("stats", help="compute per-band normalisation stats of a corpus (stored in it)")
     p.add_argument("corpus")

@@ -65,14 +65,30 @@ def read_sample_table(path: Path | str) -> list[Sample]:
 
 
 def write_sample_table(path: Path | str, *, samples: Sequence[Sample]) -> None:
-    """Write the minimal table (tile id, centre date, categories, geometry fields) as Parquet."""
+    """Write the sample table as GeoParquet (geometry = tile outline, WKB, EPSG:4326 lon/lat).
+
+    Columns: ``tile_id`` (str), ``epsg``/``col``/``row`` (int64), ``centre_lon``/``centre_lat``
+    (float64 degrees, tile centre), ``centre_date`` (timestamp, UTC midnight), ``categories``
+    (list<str>, the OSM categories that chose the tile), ``period_start``/``period_end``
+    (list<date32>[12], the half-open monthly periods) and ``geometry``. :func:`read_sample_table`
+    reads it back (it only needs ``tile_id`` and ``centre_date``).
+    """
+    import geopandas as gpd
+
     rows = []
+    geoms = []
     for s in samples:
         lon, lat = s.tile.centre_lonlat
+        periods = s.periods
         rows.append(
             {"tile_id": s.tile.id, "epsg": s.tile.epsg, "col": s.tile.col, "row": s.tile.row,
              "centre_lon": lon, "centre_lat": lat, "centre_date": pd.Timestamp(s.centre),
-             "categories": list(s.categories)}
+             "categories": list(s.categories), "period_start": [p.start for p in periods],
+             "period_end": [p.end for p in periods]}
         )  # fmt: skip
+        geoms.append(s.tile.polygon_lonlat())
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    pd.DataFrame(rows).to_parquet(path, index=False)
+    columns = ["tile_id", "epsg", "col", "row", "centre_lon", "centre_lat", "centre_date", "categories",
+               "period_start", "period_end"]  # fmt: skip
+    gdf = gpd.GeoDataFrame(pd.DataFrame(rows, columns=columns), geometry=geoms, crs="EPSG:4326")
+    gdf.to_parquet(path, index=False)

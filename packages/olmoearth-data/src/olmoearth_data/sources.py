@@ -53,6 +53,8 @@ class SourceSpec:
         collection: STAC collection id (or tile-index name).
         bands: per band, the asset key and resampling method.
         query: STAC ``query`` filters applied to every search.
+        filter: a CQL2-JSON ``filter`` applied to every search (for operators the query extension of
+            some servers rejects, e.g. ``in``).
         sort_keys: item properties to order by (ascending), ties broken by item id.
         compositing: how items of one period are merged.
         licence, attribution: for the data-licence note and corpus attributes.
@@ -67,6 +69,7 @@ class SourceSpec:
     licence: str
     attribution: str
     query: dict[str, Any] = field(default_factory=dict)
+    filter: dict[str, Any] | None = None
     sort_keys: tuple[str, ...] = ()
     compositing: Compositing = Compositing.FIRST_VALID
     requires_account: bool = False
@@ -135,7 +138,8 @@ SOURCES: dict[str, SourceSpec] = {
             ],
             Resampling.BILINEAR,
         ),
-        query={"platform": {"in": ["landsat-8", "landsat-9"]}},
+        # CQL2 rather than `query` `in`: stac-fastapi 7 (the twin) rejects `in`; PC supports both.
+        filter={"op": "in", "args": [{"property": "platform"}, ["landsat-8", "landsat-9"]]},
         sort_keys=("eo:cloud_cover",),
         licence="Public domain (USGS)",
         attribution="Landsat data courtesy of the U.S. Geological Survey",

@@ -19,13 +19,16 @@ from pathlib import Path
 
 import pytest
 
-from olmoearth_twin.catalog.samples import SMALL_SAMPLES
+from olmoearth_twin.catalog.collections import generate_collections
+from olmoearth_twin.catalog.samples import DEFAULT_SAMPLES, SMALL_SAMPLES
 from olmoearth_twin.catalog.sentinel2 import generate_sentinel2
 from olmoearth_twin.catalog.store import Catalog
 from olmoearth_twin.servers.twin import Twin
 
 #: Seed of the test catalogue.
 TEST_SEED = 0
+#: Samples of the other collections' test catalogue: the S2 pair plus West Oakland (CONUS, for CDL).
+COLLECTIONS_TEST_SAMPLES = (*SMALL_SAMPLES, DEFAULT_SAMPLES[8])
 
 
 @pytest.fixture(scope="session")
@@ -48,3 +51,17 @@ def twin(twin_catalog: Catalog) -> Iterator[Twin]:
             yield running
     finally:
         shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def twin_collections(twin: Twin, tmp_path_factory: pytest.TempPathFactory) -> Catalog:
+    """The non-S2 collections (S1 RTC, Landsat, WorldCover, NASADEM, Cop-DEM, CDL) for
+    :data:`COLLECTIONS_TEST_SAMPLES`, generated once per session (~6 s) and loaded into the session
+    ``twin`` (only by tests that ask for it, so S2-only sessions stay fast)."""
+    catalog = generate_collections(
+        samples=COLLECTIONS_TEST_SAMPLES,
+        seed=TEST_SEED,
+        cache_dir=tmp_path_factory.mktemp("twin-collections"),
+    )
+    twin.load_catalog(catalog)
+    return catalog

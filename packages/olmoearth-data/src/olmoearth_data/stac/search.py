@@ -82,6 +82,8 @@ def search_period(
         intersects=shapely.geometry.mapping(tile.polygon_lonlat()),
         datetime=period.stac_datetime(),
         query=source.query or None,
+        filter=source.filter,
+        filter_lang="cql2-json" if source.filter else None,
         limit=PAGE_SIZE,
     )
     found = list(search.items_as_dicts())
@@ -119,6 +121,7 @@ class SearchCache:
             "url": stac_url,
             "collection": source.collection,
             "query": source.query,
+            "filter": source.filter,
             "sort": list(source.sort_keys),
             "assets": [b.asset for b in source.bands],
             "periods": [[p.start.isoformat(), p.end.isoformat()] for p in periods],

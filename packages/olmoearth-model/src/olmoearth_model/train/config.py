@@ -34,6 +34,9 @@ class TrainConfig:
     target: str = "lite"  # "lite" (Latent MIM Lite) or "ema" (full Latent MIM, the ablation)
     masking: str = "modality_cross_random"
     contrastive: bool = True
+    patch_loss: str = "modality_patch_discrimination"  # or "patch_discrimination" (ablation)
+    ema_decay: float = 0.996  # only for target="ema"
+    compile: bool = False  # torch.compile the objective (opt-in: the reference saw it degrade the loss)
     max_steps: int = 300
     global_batch: int = 8
     microbatch: int = 8

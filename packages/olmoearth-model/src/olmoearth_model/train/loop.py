@@ -31,6 +31,7 @@ from olmoearth_model.train.distributed import (
     shutdown_distributed,
 )
 from olmoearth_model.train.export import export_release
+from olmoearth_model.train.monitor import probe_metrics
 from olmoearth_model.train.schedule import learning_rate
 
 log = logging.getLogger(__name__)
@@ -68,7 +69,10 @@ def build_model_for_corpus(config: TrainConfig) -> LatentMIM:
     """The model for the corpus's modality set, initialised from ``config.init_seed``."""
     specs = CorpusReader(config.corpus).specs
     torch.manual_seed(config.init_seed)
-    return LatentMIM(config=ModelConfig(size=get_size(config.size), modalities=specs, target=config.target))
+    model_config = ModelConfig(
+        size=get_size(config.size), modalities=specs, target=config.target, ema_decay=config.ema_decay
+    )
+    return LatentMIM(config=model_config)
 
 
 def loader_config(config: TrainConfig) -> LoaderConfig:
@@ -82,17 +86,6 @@ def loader_config(config: TrainConfig) -> LoaderConfig:
         patch_sizes=config.patch_sizes,
         crop_tokens=config.crop_tokens,
     )
-
-
-@torch.no_grad()
-def probe_loss(model: LatentMIM, probe: Batch, *, loss_config: LossConfig) -> float:
-    """Loss on the fixed probe batch in eval mode (no DropPath): comparable across steps."""
-    was_training = model.training
-    model.eval()
-    try:
-        return float(latent_mim_objective(model=model, batch=probe, config=loss_config).loss)
-    finally:
-        model.train(was_training)
 
 
 class _StopRequest:
@@ -137,8 +130,10 @@ def train(config: TrainConfig) -> Path:
         load_checkpoint(run_dir, model=model, optimizer=optimizer, device=device) if config.resume else None
     )
     state = state or TrainState()
-    loss_config = LossConfig(contrastive=config.contrastive)
+    loss_config = LossConfig(contrastive=config.contrastive, patch_loss=config.patch_loss)
     step_module: torch.nn.Module = ObjectiveModule(model, loss_config=loss_config)
+    if config.compile:
+        step_module = torch.compile(step_module)
     if env.enabled:
         # Map bandsets are decode-only, so their online patch embeddings never get a gradient.
         step_module = DistributedDataParallel(step_module, find_unused_parameters=True)
@@ -207,7 +202,11 @@ def train(config: TrainConfig) -> Path:
                     )
                     record["rank_divergence"] = divergence
                     if (state.step - 1) % config.probe_every == 0 or state.step == config.max_steps:
-                        record["probe_loss"] = probe_loss(model, probe, loss_config=loss_config)
+                        record.update(probe_metrics(model, probe, loss_config=loss_config))
+                    if device.type == "cuda":
+                        record["mfu"] = model_flops_utilisation(
+                            record, model=model, device=device, world_size=env.world_size
+                        )
                     if device.type == "cuda":
                         record["peak_mem_gb"] = torch.cuda.max_memory_allocated() / 2**30
                     metrics.write(json.dumps(record) + "\n")
@@ -307,3 +306,23 @@ def _open_metrics(path: Path, *, keep_below: int):
         path.write_text("".join(line + "\n" for line in kept))
         return path.open("a")
     return path.open("w")
+
+
+#: Dense bf16 peak FLOP/s per GPU, by device-name substring (for MFU).
+PEAK_BF16_FLOPS = {"H200": 989e12, "H100": 989e12, "A100": 312e12, "L40S": 362e12, "A10": 125e12}
+
+
+def model_flops_utilisation(
+    record: dict, *, model: LatentMIM, device: torch.device, world_size: int
+) -> float | None:
+    """Achieved / peak FLOP/s: 6·N FLOPs per token slot (N = trainable parameters), attention ignored.
+
+    A lower bound (only ~half the slots reach the encoder and half the decoder per view, two views run);
+    good for tracking, not for comparing with other models.
+    """
+    name = torch.cuda.get_device_name(device)
+    peak = next((v for k, v in PEAK_BF16_FLOPS.items() if k in name), None)
+    if peak is None:
+        return None
+    params = sum(p.numel() for p in model.trainable_parameters())
+    return 6 * params * record["tokens_per_s"] / world_size / peak

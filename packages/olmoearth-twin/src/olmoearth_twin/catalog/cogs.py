@@ -9,8 +9,10 @@ import rasterio
 from affine import Affine
 
 
-def write_cog(*, path: Path, data: np.ndarray, epsg: int, transform: Affine) -> None:
-    """Write ``data`` (``[H, W]`` or ``[bands, H, W]``, uint8/uint16) as a COG with nodata 0.
+def write_cog(
+    *, path: Path, data: np.ndarray, epsg: int, transform: Affine, nodata: float | None = 0
+) -> None:
+    """Write ``data`` (``[H, W]`` or ``[bands, H, W]``, any GDAL dtype) as a COG with ``nodata``.
 
     512 px blocks (GDAL's COG default; a 256 px tile window touches at most four), DEFLATE
     with the horizontal-differencing predictor: the smallest files for the real-texture bands, which
@@ -26,9 +28,10 @@ def write_cog(*, path: Path, data: np.ndarray, epsg: int, transform: Affine) -> 
         "dtype": arr.dtype.name,
         "crs": f"EPSG:{epsg}",
         "transform": transform,
-        "nodata": 0,
+        "nodata": nodata,
         "compress": "DEFLATE",
-        "predictor": 2,
+        # Floating-point predictor for float data (S1, cop-dem), integer differencing otherwise.
+        "predictor": 3 if arr.dtype.kind == "f" else 2,
         "blocksize": 512,
         "overview_resampling": "nearest",
     }

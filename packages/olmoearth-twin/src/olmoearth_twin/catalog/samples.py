@@ -10,6 +10,9 @@ The default table has four pairs of neighbouring tiles, chosen to exercise what 
 * ``29RKH`` (Western Sahara): the granule the real fixture pixels come from; 2024-25, baselines
   05.10/05.11.
 
+* West Oakland, Bavaria, Kotka: the areas of the OSM fixtures (``fixtures/osm/``), so every modality of
+  the twin covers them; West Oakland is the CONUS sample (USDA CDL, NAIP).
+
 The first two rows (one granule) are the small table the tests use.
 """
 
@@ -49,13 +52,21 @@ DEFAULT_SAMPLES: tuple[Sample, ...] = (
     Sample("EPSG:32736_201_-3835", dt.date(2020, 9, 1)),
     Sample("EPSG:32629_90_-1085", dt.date(2024, 9, 1)),
     Sample("EPSG:32629_91_-1085", dt.date(2024, 9, 1)),
+    # The OSM fixtures' areas (fixtures/osm/): West Oakland (CONUS, so CDL and NAIP apply; the tile holds
+    # lon -122.300 lat 37.807 and the whole OSM bbox), Bavaria, and Kotka (its bbox spans four tiles).
+    Sample("EPSG:32610_219_-1635", dt.date(2021, 7, 1)),
+    Sample("EPSG:32632_226_-2083", dt.date(2022, 7, 1)),
+    Sample("EPSG:32635_193_-2622", dt.date(2023, 7, 1)),
+    Sample("EPSG:32635_194_-2622", dt.date(2023, 7, 1)),
+    Sample("EPSG:32635_193_-2621", dt.date(2023, 7, 1)),
+    Sample("EPSG:32635_194_-2621", dt.date(2023, 7, 1)),
 )
 #: Two tiles in one granule: the test catalogue.
 SMALL_SAMPLES: tuple[Sample, ...] = DEFAULT_SAMPLES[:2]
 
 
 def default_samples(*, n_tiles: int) -> tuple[Sample, ...]:
-    """The first ``n_tiles`` rows of :data:`DEFAULT_SAMPLES` (1 ≤ n ≤ 8)."""
+    """The first ``n_tiles`` rows of :data:`DEFAULT_SAMPLES` (1 ≤ n ≤ len(DEFAULT_SAMPLES))."""
     if not 1 <= n_tiles <= len(DEFAULT_SAMPLES):
         raise ValueError(f"--tiles must be between 1 and {len(DEFAULT_SAMPLES)}, got {n_tiles}")
     return DEFAULT_SAMPLES[:n_tiles]

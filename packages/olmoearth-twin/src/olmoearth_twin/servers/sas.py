@@ -118,9 +118,30 @@ class SasIssuer:
         return None
 
 
-def make_sas_handler(*, issuer: SasIssuer, collections: dict[str, tuple[str, str]]) -> type[QuietHandler]:
+#: Header the PC SDK sends when ``PC_SDK_SUBSCRIPTION_KEY`` is set (planetary_computer/sas.py).
+SUBSCRIPTION_KEY_HEADER = "Ocp-Apim-Subscription-Key"
+#: Azure API Management's answer to a request without a key (PC's SAS API sits behind APIM).
+MISSING_KEY = {
+    "statusCode": 401,
+    "message": "Access denied due to missing subscription key. Make sure to include subscription key "
+    "when making requests to an API.",
+}
+
+
+def make_sas_handler(
+    *,
+    issuer: SasIssuer,
+    collections: dict[str, tuple[str, str]],
+    restricted: set[tuple[str, str]] | None = None,
+) -> type[QuietHandler]:
     """HTTP handler class for the SAS API; ``collections`` maps collection id → (account, container)
-    and may be updated while serving."""
+    and may be updated while serving.
+
+    ``restricted`` holds the (account, container) pairs of collections with ``msft:requires_account:
+    true`` (sentinel-1-rtc): a token for them needs a non-empty ``Ocp-Apim-Subscription-Key`` header
+    (the twin has no accounts, so any key is accepted), else 401 with APIM's JSON error, as PC answers.
+    """
+    restricted = restricted if restricted is not None else set()
 
     class SasHandler(QuietHandler):
         def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
@@ -128,6 +149,12 @@ def make_sas_handler(*, issuer: SasIssuer, collections: dict[str, tuple[str, str
             path = unquote(parts.path)
             if path.startswith(f"{SAS_PREFIX}/token/"):
                 args = [a for a in path[len(f"{SAS_PREFIX}/token/") :].split("/") if a]
+                target = (
+                    tuple(args) if len(args) == 2 else collections.get(args[0]) if len(args) == 1 else None
+                )
+                if target in restricted and not self.headers.get(SUBSCRIPTION_KEY_HEADER, "").strip():
+                    self._json(401, MISSING_KEY)
+                    return
                 if len(args) == 2:
                     self._json(200, issuer.issue(account=args[0], container=args[1]))
                     return
@@ -143,13 +170,18 @@ def make_sas_handler(*, issuer: SasIssuer, collections: dict[str, tuple[str, str
                 if ref is None:
                     self._json(400, {"detail": f"Not an Azure blob storage href: {href!r}"})
                     return
+                if (ref.account, ref.container) in restricted and not self.headers.get(
+                    SUBSCRIPTION_KEY_HEADER, ""
+                ).strip():
+                    self._json(401, MISSING_KEY)
+                    return
                 token = issuer.issue(account=ref.account, container=ref.container)
                 signed = f"{href}?{token['token']}"
                 self._json(200, {"msft:expiry": token["msft:expiry"], "href": signed})
                 return
             self._json(404, {"detail": "Not Found"})
 
-        def _json(self, status: int, payload: dict[str, str]) -> None:
+        def _json(self, status: int, payload: dict[str, object]) -> None:
             self.send_body(status=status, body=json.dumps(payload).encode(), content_type="application/json")
 
     return SasHandler

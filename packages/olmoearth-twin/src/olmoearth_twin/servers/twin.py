@@ -70,6 +70,8 @@ class Twin:
         self.blob_stats = BlobStats()
         self.startup_s = float("nan")
         self._storage: dict[str, tuple[str, str]] = {}
+        #: (account, container) of collections with ``msft:requires_account`` (need a subscription key).
+        self.restricted: set[tuple[str, str]] = set()
         self._blob_roots: list[Path] = []
         self._postgres: PostgresServer | None = None
         self._api: StacApiServer | None = None
@@ -97,7 +99,9 @@ class Twin:
             for catalog in self.catalogs:
                 self._load_catalog(catalog)
             self._sas = BackgroundHTTPServer(
-                handler=make_sas_handler(issuer=self.issuer, collections=self._storage)
+                handler=make_sas_handler(
+                    issuer=self.issuer, collections=self._storage, restricted=self.restricted
+                )
             )
             self._sas.start()
             handler = make_blob_handler(roots=self._blob_roots, issuer=self.issuer, stats=self.blob_stats)
@@ -201,6 +205,8 @@ class Twin:
         for doc in docs:
             if "msft:storage_account" in doc and "msft:container" in doc:
                 self._storage[doc["id"]] = (doc["msft:storage_account"], doc["msft:container"])
+                if doc.get("msft:requires_account"):
+                    self.restricted.add(self._storage[doc["id"]])
 
     def load_queryables(self, queryables: dict[str, Any], *, collection_ids: list[str]) -> None:
         """Upsert a queryables document (JSON Schema) for these collections."""
