@@ -9,8 +9,13 @@ Report what you see, whatever it is: a few hundred CPU steps of Nano is a small 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import logging
+import os
+import platform
+import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -18,6 +23,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
+import torch
 from demo import build_demo_corpus
 
 from olmoearth_model.train.config import TrainConfig
@@ -34,6 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", default="data/demo")
     parser.add_argument("--out", default="runs/ablation-collapse")
     parser.add_argument("--config", default="pipelines/demo.yaml")
+    parser.add_argument("--record", default="benchmarks/results/ablation_collapse.json")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     corpus = build_demo_corpus(data=Path(args.data), tiles=args.tiles, seed=0)
@@ -61,6 +68,20 @@ def main(argv: list[str] | None = None) -> int:
         t: {k: c[k][-1] for k in CURVES} | {"first_" + k: c[k][0] for k in CURVES} for t, c in curves.items()
     }
     (out / "collapse.json").write_text(json.dumps({"summary": summary, "curves": curves}, indent=2))
+    record = {
+        "experiment": "Latent MIM Lite vs EMA target (collapse monitor on a fixed probe batch)",
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "git_commit": subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True
+        ).stdout.strip(),
+        "machine": {"platform": platform.platform(), "cpus": os.cpu_count()},
+        "torch": torch.__version__,
+        "setup": {"corpus": str(corpus), "steps": args.steps, "config": args.config},
+        "summary": summary,
+    }
+    Path(args.record).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.record).write_text(json.dumps(record, indent=2))
+    shutil.copy(out / "collapse.png", Path(args.record).with_suffix(".png"))
     print(json.dumps(summary, indent=2))
     print(f"curves: {out / 'collapse.png'}  data: {out / 'collapse.json'}")
     return 0
