@@ -6,7 +6,7 @@ STAMP := $(VENV)/.setup-stamp
 SETUP_INPUTS := $(wildcard packages/*/pyproject.toml) requirements/constraints.txt scripts/setup.sh scripts/system-deps.sh
 PYTEST_ARGS ?=
 
-.PHONY: setup test lint bench twin demo pretrain ablation-collapse
+.PHONY: setup test lint bench bench-loader twin demo pretrain ablation-collapse
 .DEFAULT_GOAL := help
 
 help:
@@ -16,6 +16,7 @@ help:
 	@echo "make pretrain CONFIG=nano|tiny|base|large NGPU=N   torchrun on this node (CPU fallback); see README"
 	@echo "make ablation-collapse   Lite vs EMA target on the demo corpus -> runs/ablation-collapse/"
 	@echo "make demo    offline: twin -> Sentinel-2 corpus (data/demo) -> Nano trained on CPU (runs/demo) + plots"
+	@echo "make bench-loader   loader samples/s vs raw zarr floor on the demo corpus (run make demo first)"
 	@echo "make twin    setup + serve the local Planetary Computer twin (STAC + SAS + blobs) until Ctrl-C"
 	@echo "make bench   setup + CPU training-step benchmark of Nano and Base (benchmarks/results/model_cpu.json)"
 	@echo "            + OSM streaming-pass benchmark (benchmarks/results/osm_extract.json)"
@@ -52,3 +53,6 @@ pretrain: setup
 
 ablation-collapse: setup
 	$(PY) scripts/ablation_collapse.py $(ABLATION_ARGS)
+
+bench-loader: setup
+	$(PY) benchmarks/bench_loader.py
