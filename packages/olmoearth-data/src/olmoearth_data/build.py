@@ -19,6 +19,7 @@ import zarr
 
 from olmoearth_data.cube.layout import CorpusLayout, consolidate, create_corpus, open_layout
 from olmoearth_data.cube.writer import write_samples
+from olmoearth_data.materialise.osm_raster import OsmInput
 from olmoearth_data.materialise.sample import materialise_sample
 from olmoearth_data.missing import SampleStatus
 from olmoearth_data.modalities import modality_set, registry_from_dict
@@ -53,6 +54,10 @@ class BuildConfig:
     workers: int = 2
     scheduler: str | None = None  # dask scheduler address; None → LocalCluster
     catalog: CatalogConfig = field(default_factory=CatalogConfig)
+    #: ``extract_osm`` output folder for ``openstreetmap_raster`` (None: that modality is missing).
+    osm_dir: str | None = None
+    #: the OSM input's lon/lat extent (west, south, east, north); None: the extraction's extent.json.
+    osm_bbox: tuple[float, float, float, float] | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -77,10 +82,11 @@ def build_shard(config: BuildConfig, shard: int) -> int:
     client = config.catalog.open_client()
     sign = config.catalog.signer()
     cache = SearchCache(config.cache_dir)
+    osm = OsmInput.from_extraction(config.osm_dir, bbox=config.osm_bbox) if config.osm_dir else None
     with rasterio.Env(**GDAL_OPTIONS):
         results = [
             materialise_sample(index=i, sample=samples[i], specs=specs, client=client,
-                               stac_url=config.catalog.stac_url, sign=sign, cache=cache)
+                               stac_url=config.catalog.stac_url, sign=sign, cache=cache, osm=osm)
             for i in range(start, stop)
         ]  # fmt: skip
     write_samples(config.corpus, layout=layout, specs=specs, results=results)

@@ -60,6 +60,13 @@ class SourceSpec:
         licence, attribution: for the data-licence note and corpus attributes.
         requires_account: Planetary Computer needs a subscription key to sign these assets.
         url: catalogue URL; ``None`` means the run's configured catalogue.
+        read_nodata: the source files' nodata value, used while reading and resampling (so nodata
+            pixels never enter a bilinear kernel) and then mapped to the modality's stored nodata;
+            ``None``: the stored nodata is the source's (e.g. 0 for Sentinel-2).
+        optional_assets: assets an item may lack and still be used; the bands they hold are nodata
+            for that item (Landsat L2SR products have no surface temperature ``lwir11``).
+        regional: the product covers only part of the world by design (CDL: CONUS), so a tile with no
+            item at all is outside its coverage rather than a gap.
     """
 
     modality: str
@@ -74,6 +81,9 @@ class SourceSpec:
     compositing: Compositing = Compositing.FIRST_VALID
     requires_account: bool = False
     url: str | None = None
+    read_nodata: float | int | None = None
+    optional_assets: tuple[str, ...] = ()
+    regional: bool = False
 
     def __post_init__(self) -> None:
         spec = MODALITIES[self.modality]
@@ -116,6 +126,7 @@ SOURCES: dict[str, SourceSpec] = {
         # The reference took the API's order, which is not stable; we order by time, then id.
         sort_keys=("datetime",),
         requires_account=True,
+        read_nodata=-32768.0,
         licence="CC-BY-4.0 (Sentinel-1 RTC, Microsoft/Catalyst); Copernicus Sentinel data terms",
         attribution=(
             "Contains modified Copernicus Sentinel data; RTC processing by Microsoft Planetary Computer"
@@ -141,6 +152,7 @@ SOURCES: dict[str, SourceSpec] = {
         # CQL2 rather than `query` `in`: stac-fastapi 7 (the twin) rejects `in`; PC supports both.
         filter={"op": "in", "args": [{"property": "platform"}, ["landsat-8", "landsat-9"]]},
         sort_keys=("eo:cloud_cover",),
+        optional_assets=("lwir11",),
         licence="Public domain (USGS)",
         attribution="Landsat data courtesy of the U.S. Geological Survey",
     ),
@@ -170,6 +182,7 @@ SOURCES: dict[str, SourceSpec] = {
         bands=_bands([("cdl", "cropland")], Resampling.NEAREST),
         query={"usda_cdl:type": {"eq": "cropland"}},
         compositing=Compositing.SINGLE,
+        regional=True,
         licence="Public domain (USDA NASS)",
         attribution="USDA National Agricultural Statistics Service Cropland Data Layer",
     ),

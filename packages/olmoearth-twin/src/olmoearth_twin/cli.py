@@ -1,7 +1,10 @@
 """``olmoearth-twin``: generate the twin's catalogue and serve it in the foreground.
 
-olmoearth-twin serve [--tiles 8] [--samples table.csv] [--seed 0] [--root build/twin]
-olmoearth-twin generate [--tiles 8] [--samples table.csv] [--seed 0] [--root build/twin]
+olmoearth-twin serve [--tiles 14] [--samples table.csv] [--seed 0] [--root build/twin] [--collections all|s2]
+olmoearth-twin generate [same options]
+
+--collections all (default): sentinel-2-l2a + the other PC collections (generate_collections) + naip
++ the non-PC maps (canopy height, WorldCereal); s2: only sentinel-2-l2a.
 """
 
 from __future__ import annotations
@@ -11,8 +14,12 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
+from olmoearth_twin.catalog.collections import generate_collections
+from olmoearth_twin.catalog.maps import generate_maps
+from olmoearth_twin.catalog.naip import generate_naip
 from olmoearth_twin.catalog.samples import DEFAULT_SAMPLES, Sample, default_samples, load_samples
 from olmoearth_twin.catalog.sentinel2 import generate_sentinel2
 from olmoearth_twin.catalog.store import Catalog
@@ -25,31 +32,62 @@ def _samples(args: argparse.Namespace) -> tuple[Sample, ...]:
     return default_samples(n_tiles=args.tiles)
 
 
-def _generate(args: argparse.Namespace) -> Catalog:
+def _size_mb(folder: Path) -> float:
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) / 1e6
+
+
+def _generate(args: argparse.Namespace) -> list[Catalog]:
     root = Path(args.root)
-    t0 = time.perf_counter()
-    catalog = generate_sentinel2(
-        samples=_samples(args),
-        seed=args.seed,
-        cache_dir=root / "cache",
-        log=lambda line: print(f"  generated {line}", flush=True),
-    )
-    n_items = len(catalog.items_path.read_text().splitlines())
-    print(f"catalogue: {catalog.root} ({n_items} items, {time.perf_counter() - t0:.1f} s)", flush=True)
-    return catalog
+    samples = _samples(args)
+    cache = root / "cache"
+    builders: list[tuple[str, Callable[[], Catalog]]] = [
+        (
+            "sentinel-2-l2a",
+            lambda: generate_sentinel2(
+                samples=samples,
+                seed=args.seed,
+                cache_dir=cache,
+                log=lambda line: print(f"  generated {line}", flush=True),
+            ),
+        )
+    ]
+    if args.collections == "all":
+        builders += [
+            (
+                "other collections",
+                lambda: generate_collections(samples=samples, seed=args.seed, cache_dir=cache),
+            ),
+            ("naip", lambda: generate_naip(samples=samples, seed=args.seed, cache_dir=cache)),
+            ("maps", lambda: generate_maps(samples=samples, seed=args.seed, cache_dir=cache)),
+        ]
+    catalogs = []
+    for name, build in builders:
+        t0 = time.perf_counter()
+        catalog = build()
+        n_items = len(catalog.items_path.read_text().splitlines())
+        print(
+            f"{name}: {catalog.root} ({n_items} items, {_size_mb(catalog.root):.0f} MB, "
+            f"{time.perf_counter() - t0:.1f} s)",
+            flush=True,
+        )
+        catalogs.append(catalog)
+    return catalogs
 
 
 def _serve(args: argparse.Namespace) -> int:
-    catalog = _generate(args)
+    catalogs = _generate(args)
     stop = threading.Event()
     # SIGTERM (e.g. from a process manager) should shut down as cleanly as Ctrl-C.
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    with Twin(root=Path(args.root), catalog=catalog) as twin:
+    with Twin(root=Path(args.root), catalog=catalogs) as twin:
         print(f"\nPlanetary Computer twin ready in {twin.startup_s:.1f} s", flush=True)
         print(f"  STAC API : {twin.stac_url}")
         print(f"  SAS API  : {twin.sas_url}")
         print(f"  blobs    : {twin.assets_url}")
-        print(f"  manifest : {catalog.manifest_path}")
+        for catalog in catalogs:
+            print(f"  manifest : {catalog.manifest_path}")
+            for name in catalog.manifest().get("tile_indexes", {}):
+                print(f"  index    : {twin.tile_index_url(name)}")
         print("\nIn another shell:")
         for key, value in twin.env.items():
             print(f"  export {key}={value}")
@@ -83,6 +121,12 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--samples", help="sample table file instead: CSV (tile_id,centre) or YAML/JSON list")
         p.add_argument("--seed", type=int, default=0)
         p.add_argument("--root", default=str(DEFAULT_ROOT), help="working folder (cluster, logs, cache/)")
+        p.add_argument(
+            "--collections",
+            choices=("all", "s2"),
+            default="all",
+            help="all: S2 + S1 RTC, Landsat, WorldCover, NASADEM, Cop-DEM, CDL, NAIP, maps; s2: S2 only",
+        )
     args = parser.parse_args(argv)
     if args.command == "generate":
         _generate(args)

@@ -19,7 +19,9 @@ from pathlib import Path
 
 import pytest
 
-from olmoearth_twin.catalog.collections import generate_collections
+from olmoearth_twin.catalog.collections import BAD_ASSETS, generate_collections
+from olmoearth_twin.catalog.maps import generate_maps
+from olmoearth_twin.catalog.naip import generate_naip
 from olmoearth_twin.catalog.samples import DEFAULT_SAMPLES, SMALL_SAMPLES
 from olmoearth_twin.catalog.sentinel2 import generate_sentinel2
 from olmoearth_twin.catalog.store import Catalog
@@ -62,6 +64,55 @@ def twin_collections(twin: Twin, tmp_path_factory: pytest.TempPathFactory) -> Ca
         samples=COLLECTIONS_TEST_SAMPLES,
         seed=TEST_SEED,
         cache_dir=tmp_path_factory.mktemp("twin-collections"),
+    )
+    twin.load_catalog(catalog)
+    return catalog
+
+
+#: Sample of the bad-asset catalogue: the first S2 test tile alone (small and quick).
+BAD_ASSETS_TEST_SAMPLES = SMALL_SAMPLES[:1]
+
+
+@pytest.fixture(scope="session")
+def twin_bad_collections(tmp_path_factory: pytest.TempPathFactory) -> Catalog:
+    """The non-S2 collections for :data:`BAD_ASSETS_TEST_SAMPLES` with every kind of bad asset
+    (:data:`~olmoearth_twin.catalog.collections.BAD_ASSETS`), generated once per session (~3 s) and
+    **not** loaded: its item ids can equal :func:`twin_collections`' ids, so loading it into the
+    session twin would replace good items. Serve it from its own ``Twin(root=..., catalog=...)``;
+    ``manifest()["bad_asset_items"]`` says which item/assets are spoiled."""
+    return generate_collections(
+        samples=BAD_ASSETS_TEST_SAMPLES,
+        seed=TEST_SEED,
+        cache_dir=tmp_path_factory.mktemp("twin-bad-collections"),
+        bad_assets=BAD_ASSETS,
+    )
+
+
+#: Samples of the NAIP test catalogue: West Oakland, the CONUS sample.
+NAIP_TEST_SAMPLES = (DEFAULT_SAMPLES[8],)
+
+
+@pytest.fixture(scope="session")
+def twin_naip(twin: Twin, tmp_path_factory: pytest.TempPathFactory) -> Catalog:
+    """The generated ``naip`` collection over :data:`NAIP_TEST_SAMPLES` (~3 s), loaded into the session
+    ``twin``. Footprints use a 400 m buffer (PC: 300 m) so that one quarter quad per year contains the
+    West Oakland tile (see :mod:`olmoearth_twin.catalog.naip`)."""
+    catalog = generate_naip(
+        samples=NAIP_TEST_SAMPLES,
+        seed=TEST_SEED,
+        cache_dir=tmp_path_factory.mktemp("twin-naip"),
+        buffer_m=400.0,
+    )
+    twin.load_catalog(catalog)
+    return catalog
+
+
+@pytest.fixture(scope="session")
+def twin_maps(twin: Twin, tmp_path_factory: pytest.TempPathFactory) -> Catalog:
+    """The non-PC maps (WRI canopy height tiles, WorldCereal zones) for :data:`COLLECTIONS_TEST_SAMPLES`
+    (~2 s), served by the session ``twin``; ``twin.tile_index_url(name)`` gives their indexes."""
+    catalog = generate_maps(
+        samples=COLLECTIONS_TEST_SAMPLES, seed=TEST_SEED, cache_dir=tmp_path_factory.mktemp("twin-maps")
     )
     twin.load_catalog(catalog)
     return catalog

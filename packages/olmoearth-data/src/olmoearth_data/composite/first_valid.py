@@ -42,11 +42,16 @@ def load_item(
     """One item's assets resampled into ``geobox``: ``[C, H, W]`` of ``dtype``, ``nodata`` where empty.
 
     ``sign`` is applied to each href by odc-stac right before it opens the file, so no signed URL
-    outlives the read.
+    outlives the read. An asset the item lacks (an optional one: the source search dropped items
+    missing required assets) reads as all ``nodata``.
     """
+    present = [a for a in assets if a in item.assets]
+    out = np.full((len(assets), *geobox.shape), nodata, dtype=dtype)
+    if not present:
+        return out
     ds = odc.stac.load(
         [item],
-        bands=list(assets),
+        bands=present,
         geobox=geobox,
         dtype=dtype,
         nodata=nodata,
@@ -57,7 +62,10 @@ def load_item(
         fail_on_error=True,
         pool=1,
     )
-    return np.stack([ds[a].values[0] for a in assets])
+    for i, a in enumerate(assets):
+        if a in item.assets:
+            out[i] = ds[a].values[0]
+    return out
 
 
 @dataclass
@@ -83,19 +91,23 @@ def first_valid(
     resampling: str,
     sign: Callable[[str], str],
     transform_item: Callable[[pystac.Item, np.ndarray], np.ndarray] | None = None,
+    read_nodata: float | int | None = None,
 ) -> MergeResult:
     """Per-pixel first-valid merge of ``items`` (already in priority order) into ``geobox``.
 
     ``transform_item(item, data)`` adjusts one item's pixels before merging (e.g. Sentinel-2
-    harmonisation). An item that fails to read is skipped and logged with its *unsigned* href.
-    Stops early once every pixel is filled.
+    harmonisation). ``read_nodata`` is the files' own nodata when it differs from the output's
+    ``nodata`` (Sentinel-1: −32768 in the files, NaN stored): reading with it keeps nodata out of
+    the resampling kernel, then those pixels become ``nodata``. An item that fails to read is
+    skipped and logged with its *unsigned* href. Stops early once every pixel is filled.
     """
     shape = (len(assets), *geobox.shape)
     out = np.full(shape, nodata, dtype=dtype)
     filled = np.zeros(geobox.shape, dtype=bool)
     used: list[str] = []
     failed: list[str] = []
-    load_args = dict(assets=assets, geobox=geobox, dtype=dtype, nodata=nodata, resampling=resampling)
+    source_nodata = nodata if read_nodata is None else read_nodata
+    load_args = dict(assets=assets, geobox=geobox, dtype=dtype, nodata=source_nodata, resampling=resampling)
     for item in items:
         try:
             data = load_item(item, sign=sign, **load_args)
@@ -104,6 +116,8 @@ def first_valid(
             log.warning("skipping item %s: read failed (%s) for %s", item.id, _redact(str(exc)), hrefs[:1])
             failed.append(item.id)
             continue
+        if read_nodata is not None:
+            data = np.where(data == read_nodata, np.asarray(nodata, dtype=data.dtype), data)
         if transform_item is not None:
             data = transform_item(item, data)
         valid = valid_mask(data, nodata=nodata)

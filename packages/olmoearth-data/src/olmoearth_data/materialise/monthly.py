@@ -13,6 +13,7 @@ from olmoearth_data.composite.coverage import select_covering
 from olmoearth_data.composite.first_valid import first_valid, valid_mask
 from olmoearth_data.cube.layout import nodata_fill
 from olmoearth_data.materialise.harmonise import harmonise_sentinel2
+from olmoearth_data.materialise.sar import linear_to_db
 from olmoearth_data.missing import MissingReason
 from olmoearth_data.modalities import ModalitySpec
 from olmoearth_data.results import ModalityResult
@@ -25,6 +26,12 @@ log = logging.getLogger(__name__)
 #: Per-item pixel adjustments by modality, applied before merging.
 ITEM_TRANSFORMS: dict[str, Callable[[pystac.Item, np.ndarray], np.ndarray]] = {
     "sentinel2_l2a": harmonise_sentinel2,
+}
+
+#: Per-period adjustments by modality, applied to a bandset's composite after merging (first valid
+#: must choose pixels on the source's own values; e.g. Sentinel-1 is merged linear, stored in dB).
+COMPOSITE_TRANSFORMS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+    "sentinel1": linear_to_db,
 }
 
 
@@ -74,8 +81,10 @@ def materialise_monthly(
                 resampling=next(b.resampling.value for b in source.bands if b.band == bs.bands[0]),
                 sign=sign,
                 transform_item=transform,
+                read_nodata=source.read_nodata,
             )
-            arrays[bs.name][t] = merged.data
+            post = COMPOSITE_TRANSFORMS.get(spec.name)
+            arrays[bs.name][t] = merged.data if post is None else post(merged.data)
             used.extend(i for i in merged.used_item_ids if i not in used)
             failed.update(merged.failed_item_ids)
         has_data = any(valid_mask(arrays[bs.name][t], nodata=fill).any() for bs in spec.bandsets)

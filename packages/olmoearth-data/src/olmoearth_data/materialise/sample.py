@@ -1,18 +1,46 @@
-"""Materialise every modality of one sample and decide its status."""
+"""Materialise every modality of one sample and decide its status.
+
+Dispatch by source: monthly STAC → :mod:`.monthly`; static STAC → :mod:`.static`; OSM →
+:mod:`.osm_raster`. Tile-index sources (canopy height, WorldCereal) are not materialised by this
+version: they are recorded absent with ``NOT_BUILT`` (docs/corpus-schema.md), so the ``default``
+modality set builds, and a later build version can fill them.
+"""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 
+import numpy as np
 import pystac_client
 
+from olmoearth_data.cube.layout import nodata_fill
 from olmoearth_data.materialise.monthly import materialise_monthly
-from olmoearth_data.missing import SampleStatus
+from olmoearth_data.materialise.osm_raster import OsmInput, materialise_osm_raster
+from olmoearth_data.materialise.static import materialise_static
+from olmoearth_data.missing import MissingReason, SampleStatus
 from olmoearth_data.modalities import ModalitySpec
 from olmoearth_data.results import ModalityResult, SampleResult
 from olmoearth_data.samples import Sample
 from olmoearth_data.sources import SourceKind, get_source
 from olmoearth_data.stac.search import SearchCache
+
+log = logging.getLogger(__name__)
+
+
+def not_built(spec: ModalitySpec) -> ModalityResult:
+    """An all-nodata result with reason ``NOT_BUILT`` for a modality this version cannot materialise."""
+    t = spec.num_timesteps
+    arrays = {
+        bs.name: np.full(
+            (t, len(bs.bands), bs.pixels_per_tile, bs.pixels_per_tile), nodata_fill(spec), spec.dtype
+        )
+        for bs in spec.bandsets
+    }
+    reason = np.full(t, int(MissingReason.NOT_BUILT), dtype=np.uint8)
+    return ModalityResult(
+        arrays=arrays, present=np.zeros(t, bool), reason=reason, item_ids=[[] for _ in range(t)]
+    )
 
 
 def materialise_sample(
@@ -24,19 +52,34 @@ def materialise_sample(
     stac_url: str,
     sign: Callable[[str], str],
     cache: SearchCache | None,
+    osm: OsmInput | None = None,
 ) -> SampleResult:
-    """All modalities of ``sample`` (corpus row ``index``); dropped when no observation has data."""
+    """All modalities of ``sample`` (corpus row ``index``); dropped when no observation has data.
+
+    ``osm`` is the OSM extraction the ``openstreetmap_raster`` modality reads (None: that modality is
+    missing with ``OUTSIDE_COVERAGE`` — no OSM input covers any tile).
+    """
     results: dict[str, ModalityResult] = {}
     for spec in specs:
         source = get_source(spec.name)
-        if source.kind is not SourceKind.STAC or not spec.is_multitemporal:
-            raise ValueError(
-                f"modality {spec.name} ({source.kind.value}, {spec.temporal.value}) cannot be materialised "
-                "by this version: only monthly STAC modalities are; remove it from the modality set"
+        if source.kind is SourceKind.STAC:
+            materialise = materialise_monthly if spec.is_multitemporal else materialise_static
+            results[spec.name] = materialise(
+                sample=sample,
+                spec=spec,
+                source=source,
+                client=client,
+                stac_url=stac_url,
+                sign=sign,
+                cache=cache,
             )
-        results[spec.name] = materialise_monthly(
-            sample=sample, spec=spec, source=source, client=client, stac_url=stac_url, sign=sign, cache=cache
-        )
+        elif source.kind is SourceKind.OSM:
+            results[spec.name] = materialise_osm_raster(tile=sample.tile, spec=spec, osm=osm)
+        else:
+            log.debug(
+                "%s: %s sources are not materialised yet; recorded NOT_BUILT", spec.name, source.kind.value
+            )
+            results[spec.name] = not_built(spec)
     observed = any(results[s.name].any_present for s in specs if not s.is_map)
     if observed:
         return SampleResult(index, SampleStatus.COMPLETE, "", results)

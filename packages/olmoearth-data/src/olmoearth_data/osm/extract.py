@@ -14,6 +14,11 @@ Input: ``.osm.pbf``, ``.osm`` or ``.osm.bz2`` (pyosmium picks the decoder from t
   null), ``geometry``. A feature is repeated for every tile it intersects; rows are sorted by
   ``tile_id`` so Parquet min/max statistics let :func:`read_tile_features` read one tile by touching
   one or two row groups. Geometry stays in lon/lat (the rasteriser projects into the tile's UTM CRS).
+* ``extent.json`` — ``{"bbox": [west, south, east, north]}`` (EPSG:4326 degrees) from the input file's
+  header (``<bounds>`` of an ``.osm`` file, the PBF header bbox), or ``{"bbox": null}`` when the file
+  declares none. It says which tiles the input *covers*: the rasteriser marks a tile's OSM modality
+  present only there (``olmoearth_data.materialise.osm_raster``), so a tile beyond an extract's edge
+  is missing, not "no features".
 
 Memory: node locations live in an osmium index whose kind is chosen by file size (see
 :func:`default_node_index`); points and raster rows are flushed to disk every ``batch_rows`` rows,
@@ -318,7 +323,20 @@ def extract_osm(
         _finalise_bucket(spool / f"{b:03d}.parquet", out_dir / "raster" / f"part-{b:03d}.parquet")
     spool.rmdir()
     (out_dir / "extract_stats.json").write_text(json.dumps(stats.to_dict(), indent=2, sort_keys=True))
+    (out_dir / "extent.json").write_text(json.dumps({"bbox": header_bbox(path=path)}))
     return ExtractResult(points_path, out_dir / "raster", stats)
+
+
+def header_bbox(*, path: Path | str) -> list[float] | None:
+    """The bbox an OSM file's header declares, ``[west, south, east, north]`` degrees; None if none."""
+    reader = osmium.io.Reader(str(path), osmium.osm.osm_entity_bits.NOTHING)
+    try:
+        box = reader.header().box()
+    finally:
+        reader.close()
+    if not box.valid():
+        return None
+    return [box.bottom_left.lon, box.bottom_left.lat, box.top_right.lon, box.top_right.lat]
 
 
 def _flush(cols: dict[str, list], path: Path, writer: pq.ParquetWriter | None) -> pq.ParquetWriter:

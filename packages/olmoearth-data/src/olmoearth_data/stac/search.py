@@ -64,9 +64,9 @@ def order_items(items: Sequence[dict[str, Any]], *, sort_keys: Sequence[str]) ->
 
 
 def has_assets(item: dict[str, Any], *, source: SourceSpec) -> bool:
-    """Whether the item carries every asset the source reads."""
+    """Whether the item carries every asset the source reads (its ``optional_assets`` excepted)."""
     assets = item.get("assets", {})
-    return all(b.asset in assets for b in source.bands)
+    return all(b.asset in assets for b in source.bands if b.asset not in source.optional_assets)
 
 
 def search_period(
@@ -124,6 +124,7 @@ class SearchCache:
             "filter": source.filter,
             "sort": list(source.sort_keys),
             "assets": [b.asset for b in source.bands],
+            "optional": list(source.optional_assets),
             "periods": [[p.start.isoformat(), p.end.isoformat()] for p in periods],
         }
         return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:16]

@@ -7,6 +7,7 @@ manifest. Each collection's module documents which pixels are real and how the r
 ``manifest.json``::
 
     {"generator": "olmoearth-twin/collections", "generator_version", "seed", "bad_assets": [...],
+     "bad_asset_items": {<kind>: [{"collection", "item", "assets": [asset keys]}]},
      "collections": {<id>: {"storage": {"account", "container"}, "items": [entries by module]}},
      "samples": [{"tile_id", "centre", "static": {<id>: [item ids whose geometry intersects the tile]},
                   "periods": [{"start", "end", "sentinel-1-rtc": [ids], "landsat-c2-l2": [ids]}]}]}
@@ -213,9 +214,7 @@ def _build(*, out: Path, samples: tuple[Sample, ...], seed: int, fixtures: Path,
             # compare/sort cloud cover as text (as for the derived S2 queryables).
             doc["properties"]["eo:cloud_cover"]["type"] = "number"
         else:
-            example = (
-                next(i for i in items if i["collection"] == cid) if cid == "usda-cdl" else templates[cid]
-            )
+            example = templates[cid] if cid != "usda-cdl" else _cdl_example(fixtures=fixtures, items=items)
             doc = queryables_for(collection_id=cid, item=example, stac_root=PC_STAC_ROOT)
         (qdir / f"{cid}.json").write_text(json.dumps(doc, indent=1))
     manifest = {
@@ -223,10 +222,39 @@ def _build(*, out: Path, samples: tuple[Sample, ...], seed: int, fixtures: Path,
         "generator_version": GENERATOR_VERSION,
         "seed": seed,
         "bad_assets": sorted(bad),
+        "bad_asset_items": _bad_locations(bad=bad, per=per),
         "collections": per,
         "samples": _expectations(samples=samples, items=items),
     }
     (out / "manifest.json").write_text(json.dumps(manifest, indent=1))
+
+
+# Which item/assets each bad-asset kind spoils (the first region's items come first in ``per``); kept
+# beside the generators' choices in sentinel1.py/landsat.py so tests need not re-derive them.
+_BAD_WHERE = {
+    "nan": ("sentinel-1-rtc", 0, ["vv"]),
+    "all_nodata": ("sentinel-1-rtc", 1, ["vh", "vv"]),
+    "truncated": ("sentinel-1-rtc", 2, ["vh"]),
+    "wrong_crs": ("landsat-c2-l2", 0, ["red"]),
+}
+
+
+def _cdl_example(*, fixtures: Path, items: list[dict[str, Any]]) -> dict[str, Any]:
+    """A CDL item for the queryables: a generated one, else (no CONUS sample) the stactools fixture."""
+    generated = next((i for i in items if i["collection"] == "usda-cdl"), None)
+    if generated is not None:
+        return generated
+    path = sorted((fixtures / "usda-cdl-stactools").glob("cropland_*.json"))[0]
+    return json.loads(path.read_text())
+
+
+def _bad_locations(*, bad: set[str], per: dict[str, dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    out = {}
+    for kind in sorted(bad):
+        collection, index, assets = _BAD_WHERE[kind]
+        item_id = per[collection]["items"][index]["id"]
+        out[kind] = [{"collection": collection, "item": item_id, "assets": assets}]
+    return out
 
 
 def _expectations(*, samples: tuple[Sample, ...], items: list[dict[str, Any]]) -> list[dict[str, Any]]:

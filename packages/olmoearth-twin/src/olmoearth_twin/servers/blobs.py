@@ -14,7 +14,7 @@ import email.utils
 import mimetypes
 import re
 import threading
-from collections.abc import Sequence
+from collections.abc import Container, Sequence
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
@@ -78,9 +78,17 @@ class BlobStats:
             self.range_requests += int(ranged)
 
 
-def make_blob_handler(*, roots: Sequence[Path], issuer: SasIssuer, stats: BlobStats) -> type[QuietHandler]:
+def make_blob_handler(
+    *,
+    roots: Sequence[Path],
+    issuer: SasIssuer,
+    stats: BlobStats,
+    public: Container[tuple[str, str]] = frozenset(),
+) -> type[QuietHandler]:
     """HTTP handler class serving ``<root>/<account>/<container>/<path>`` for the first root that has
-    it. ``roots`` may be appended to while serving."""
+    it. ``roots`` (and ``public``) may be added to while serving. ``public`` holds the (account,
+    container) pairs readable without a SAS, like Azure containers with anonymous blob access (the twin
+    serves the S3- and Zenodo-hosted maps that way)."""
 
     class BlobHandler(QuietHandler):
         def do_HEAD(self) -> None:  # noqa: N802 (http.server's naming)
@@ -106,7 +114,10 @@ def make_blob_handler(*, roots: Sequence[Path], issuer: SasIssuer, stats: BlobSt
                 self._fail(400, "InvalidUri", "The requested URI does not represent any resource.", head_only)
                 return
             account, container, blob = segments
-            reason = issuer.check(account=account, container=container, query=parts.query)
+            anonymous = (account, container) in public
+            reason = (
+                None if anonymous else issuer.check(account=account, container=container, query=parts.query)
+            )
             if reason is not None:
                 self._fail(403, "AuthenticationFailed", reason, head_only)
                 return

@@ -15,6 +15,7 @@ API process and the PostgreSQL cluster are stopped and the HTTP threads joined.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
 import os
 import time
@@ -26,10 +27,11 @@ from olmoearth_twin.blob_urls import BLOB_ENDPOINT_ENV, rewrite_href
 from olmoearth_twin.catalog.store import Catalog
 from olmoearth_twin.servers import pgstac
 from olmoearth_twin.servers.blobs import BlobStats, make_blob_handler
+from olmoearth_twin.servers.faults import FaultConfig, FaultProxy, FaultStats
 from olmoearth_twin.servers.http_thread import BackgroundHTTPServer
 from olmoearth_twin.servers.postgres import PostgresServer
 from olmoearth_twin.servers.sas import DEFAULT_TTL, SAS_PREFIX, SasIssuer, make_sas_handler
-from olmoearth_twin.servers.stac_api import StacApiServer
+from olmoearth_twin.servers.stac_api import STAC_PREFIX, StacApiServer
 
 #: Suggested variable for a pipeline's catalogue URL (the twin exports it; production leaves it unset).
 STAC_URL_ENV = "OLMOEARTH_STAC_URL"
@@ -46,11 +48,16 @@ class Twin:
             files. Default ``build/twin`` (relative to the current folder).
         catalog: generated catalogue(s) to load and serve; more can be loaded later.
         token_ttl: SAS token lifetime (PC: 45 min).
+        faults: inject faults (429/503/resets/slow answers, see :mod:`~olmoearth_twin.servers.faults`)
+            through a proxy in front of the STAC API and one in front of the blob server; the public
+            ``stac_url``/``assets_url`` (and ``env``) then go through them. The SAS API is not proxied.
 
     Attributes (valid once started):
         stac_url: STAC API root, ``http://127.0.0.1:<p>/api/stac/v1``.
         sas_url: token endpoint for ``PC_SDK_SAS_URL``, ``http://127.0.0.1:<q>/api/sas/v1/token``.
         assets_url: blob endpoint for ``OLMOEARTH_BLOB_ENDPOINT``, ``http://127.0.0.1:<r>``.
+        direct_stac_url, direct_assets_url: the same, never through the fault proxies.
+        fault_stats: ``{"stac": FaultStats, "blobs": FaultStats}`` with faults, else ``{}``.
         dsn: libpq URL of the pgstac database.
         issuer: the :class:`SasIssuer` (token counter, verification).
         blob_stats: request counters of the blob server.
@@ -63,6 +70,7 @@ class Twin:
         root: Path | str = DEFAULT_ROOT,
         catalog: Catalog | Sequence[Catalog] | None = None,
         token_ttl: dt.timedelta = DEFAULT_TTL,
+        faults: FaultConfig | None = None,
     ) -> None:
         self.root = Path(root).absolute()
         self.catalogs: list[Catalog] = [catalog] if isinstance(catalog, Catalog) else list(catalog or [])
@@ -73,10 +81,15 @@ class Twin:
         #: (account, container) of collections with ``msft:requires_account`` (need a subscription key).
         self.restricted: set[tuple[str, str]] = set()
         self._blob_roots: list[Path] = []
+        #: (account, container) pairs the blob server reads without a SAS (the non-PC maps).
+        self.public: set[tuple[str, str]] = set()
+        self._tile_indexes: dict[str, tuple[str, str, str]] = {}
         self._postgres: PostgresServer | None = None
         self._api: StacApiServer | None = None
         self._sas: BackgroundHTTPServer | None = None
         self._blobs: BackgroundHTTPServer | None = None
+        self.faults = faults
+        self._proxies: dict[str, FaultProxy] = {}
         self.dsn = ""
 
     # -- lifecycle -------------------------------------------------------------------------------
@@ -104,13 +117,17 @@ class Twin:
                 )
             )
             self._sas.start()
-            handler = make_blob_handler(roots=self._blob_roots, issuer=self.issuer, stats=self.blob_stats)
+            handler = make_blob_handler(
+                roots=self._blob_roots, issuer=self.issuer, stats=self.blob_stats, public=self.public
+            )
             self._blobs = BackgroundHTTPServer(handler=handler)
             self._blobs.start()
             self._api = StacApiServer(
                 pg_env=self._postgres.env, database=pgstac.DATABASE, workdir=self.root / "logs"
             )
             self._api.start()
+            if self.faults is not None:
+                self._start_proxies(self.faults)
         except BaseException:
             self.stop()
             raise
@@ -119,7 +136,7 @@ class Twin:
     def stop(self) -> None:
         """Stop everything that was started, in reverse order; safe to call twice."""
         errors: list[BaseException] = []
-        for part in (self._api, self._blobs, self._sas, self._postgres):
+        for part in (*self._proxies.values(), self._api, self._blobs, self._sas, self._postgres):
             if part is None:
                 continue
             try:
@@ -129,6 +146,21 @@ class Twin:
         if errors:
             raise errors[0]
 
+    def _start_proxies(self, config: FaultConfig) -> None:
+        api = self._require(self._api, "stac_url")
+        blobs = self._require(self._blobs, "assets_url")
+        # Different seeds per proxy: the STAC and blob fault sequences are independent.
+        self._proxies["stac"] = FaultProxy(upstream=f"http://127.0.0.1:{api.port}", config=config)
+        self._proxies["blobs"] = FaultProxy(
+            upstream=blobs.url, config=dataclasses.replace(config, seed=config.seed + 1)
+        )
+        for proxy in self._proxies.values():
+            proxy.start()
+
+    @property
+    def fault_stats(self) -> dict[str, FaultStats]:
+        return {name: proxy.stats for name, proxy in self._proxies.items()}
+
     # -- addresses -------------------------------------------------------------------------------
     def _require(self, part: Any, what: str) -> Any:
         if part is None:
@@ -137,6 +169,12 @@ class Twin:
 
     @property
     def stac_url(self) -> str:
+        if "stac" in self._proxies:
+            return f"{self._proxies['stac'].url}{STAC_PREFIX}"
+        return self.direct_stac_url
+
+    @property
+    def direct_stac_url(self) -> str:
         return self._require(self._api, "stac_url").url
 
     @property
@@ -145,6 +183,12 @@ class Twin:
 
     @property
     def assets_url(self) -> str:
+        if "blobs" in self._proxies:
+            return self._proxies["blobs"].url
+        return self.direct_assets_url
+
+    @property
+    def direct_assets_url(self) -> str:
         return self._require(self._blobs, "assets_url").url
 
     @property
@@ -179,16 +223,30 @@ class Twin:
                     os.environ[key] = value
             reset_pc_sdk()
 
+    def tile_index_url(self, name: str) -> str:
+        """URL of a loaded non-PC map's GeoJSON tile index (``wri-canopy-height``,
+        ``worldcereal-2021``): ``<assets_url>/<account>/<container>/<path>``, readable without a SAS;
+        the features' relative ``href``s resolve against ``<assets_url>/<account>/<container>/``."""
+        if name not in self._tile_indexes:
+            raise KeyError(f"no tile index {name!r} loaded; have {sorted(self._tile_indexes)}")
+        account, container, path = self._tile_indexes[name]
+        return f"{self.assets_url}/{account}/{container}/{path}"
+
     def rewrite_href(self, href: str) -> str:
         """Map a (signed) PC blob URL onto this twin's blob server (see :mod:`olmoearth_twin.blob_urls`)."""
         return rewrite_href(href, endpoint=self.assets_url)
 
     # -- loading ---------------------------------------------------------------------------------
     def _load_catalog(self, catalog: Catalog) -> None:
-        self.load_collections(catalog.collections())
-        for collection_id, document in catalog.queryables().items():
-            self.load_queryables(document, collection_ids=[collection_id])
-        pgstac.load_items(dsn=self.dsn, items=catalog.items_path)
+        collections = catalog.collections()
+        if collections:  # the maps catalogue has no STAC records
+            self.load_collections(collections)
+            for collection_id, document in catalog.queryables().items():
+                self.load_queryables(document, collection_ids=[collection_id])
+            pgstac.load_items(dsn=self.dsn, items=catalog.items_path)
+        for name, where in catalog.manifest().get("tile_indexes", {}).items():
+            self.public.add((where["account"], where["container"]))
+            self._tile_indexes[name] = (where["account"], where["container"], where["path"])
         if catalog.blobs_dir not in self._blob_roots:
             self._blob_roots.append(catalog.blobs_dir)
 

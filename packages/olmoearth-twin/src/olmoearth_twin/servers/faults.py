@@ -1,0 +1,219 @@
+"""Fault injection: a loopback HTTP proxy that makes the twin misbehave the way PC does under load.
+
+PC's STAC API and Azure Blob Storage answer a fraction of requests with 429 (``Retry-After``), 503, a
+dropped connection, or slowly. A pipeline must survive that, so its tests need a server that does it
+on purpose, at a seeded rate::
+
+    with Twin(catalog=catalog, faults=FaultConfig(rate=0.3, seed=1)) as twin:
+        twin.stac_url  # goes through the proxy; twin.direct_stac_url does not
+
+Every request draws once from the seeded generator (under a lock, so a sequential client sees the same
+faults for the same seed): with probability ``rate`` one of ``kinds`` is injected, chosen uniformly.
+``slow`` delays the request by ``slow_s`` and then forwards it, so it only fails clients whose read
+timeout is shorter. Otherwise the request (method, path, query, headers including ``Range`` and
+``Host``, body) is forwarded unchanged to the upstream and the answer (status, headers, body) returned
+as is. ``Host`` is kept so stac-fastapi writes the proxy's address into its links and a client that
+follows them stays behind the proxy.
+"""
+
+from __future__ import annotations
+
+import http.client
+import random
+import socket
+import struct
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+from olmoearth_twin.servers.http_thread import BackgroundHTTPServer, QuietHandler
+
+#: Kinds of fault the proxy can inject.
+FAULT_KINDS = ("429", "503", "reset", "slow")
+# Hop-by-hop headers (RFC 9110 §7.6.1) are not forwarded; the body is re-sent with its own length.
+_HOP = {
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "content-length",
+}
+
+
+@dataclass(frozen=True)
+class FaultConfig:
+    """What to inject and how often.
+
+    Attributes:
+        rate: probability in [0, 1] that a request gets a fault.
+        seed: seed of the fault draws (same seed + same request order → same faults).
+        kinds: subset of :data:`FAULT_KINDS` to choose from.
+        slow_s: delay of a ``slow`` fault, seconds.
+        retry_after_s: ``Retry-After`` value of a 429 (PC's APIM sends whole seconds).
+    """
+
+    rate: float = 0.3
+    seed: int = 0
+    kinds: Sequence[str] = FAULT_KINDS
+    slow_s: float = 0.5
+    retry_after_s: int = 1
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.rate <= 1.0:
+            raise ValueError(f"rate must be in [0, 1], got {self.rate}")
+        unknown = set(self.kinds) - set(FAULT_KINDS)
+        if unknown or not self.kinds:
+            raise ValueError(f"kinds must be a non-empty subset of {FAULT_KINDS}, got {tuple(self.kinds)}")
+
+
+@dataclass
+class FaultStats:
+    """Counters of one proxy: requests seen and faults injected per kind."""
+
+    requests: int = 0
+    injected: dict[str, int] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def record(self, kind: str | None) -> None:
+        with self._lock:
+            self.requests += 1
+            if kind is not None:
+                self.injected[kind] = self.injected.get(kind, 0) + 1
+
+
+class _Dice:
+    """The seeded fault draws, one per request, serialised so the sequence is reproducible."""
+
+    def __init__(self, config: FaultConfig) -> None:
+        self._config = config
+        self._rng = random.Random(config.seed)
+        self._lock = threading.Lock()
+
+    def draw(self) -> str | None:
+        with self._lock:
+            hit = self._rng.random() < self._config.rate
+            kind = self._rng.choice(tuple(self._config.kinds))  # drawn always: keeps the sequence fixed
+        return kind if hit else None
+
+
+def _make_handler(*, upstream: str, config: FaultConfig, stats: FaultStats) -> type[QuietHandler]:
+    target = urlsplit(upstream)
+    host, port = target.hostname or "127.0.0.1", target.port or 80
+    dice = _Dice(config)
+
+    class FaultHandler(QuietHandler):
+        def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+            self._handle()
+
+        def do_HEAD(self) -> None:  # noqa: N802
+            self._handle()
+
+        def do_POST(self) -> None:  # noqa: N802
+            self._handle()
+
+        def do_PUT(self) -> None:  # noqa: N802
+            self._handle()
+
+        def do_DELETE(self) -> None:  # noqa: N802
+            self._handle()
+
+        def do_OPTIONS(self) -> None:  # noqa: N802
+            self._handle()
+
+        def _read_body(self) -> bytes:
+            length = int(self.headers.get("Content-Length") or 0)
+            return self.rfile.read(length) if length > 0 else b""
+
+        def _reset(self) -> None:
+            # SO_LINGER 0 makes close() send RST: the client sees "connection reset" / "remote end
+            # closed connection without response", as when a load balancer drops a connection.
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.close_connection = True
+
+        def _handle(self) -> None:
+            body = self._read_body()
+            kind = dice.draw()
+            stats.record(kind)
+            head_only = self.command == "HEAD"
+            if kind == "reset":
+                self._reset()
+                return
+            if kind == "429":
+                self.send_body(
+                    status=429,
+                    body=b'{"statusCode": 429, "message": "Rate limit is exceeded. Try again later."}',
+                    content_type="application/json",
+                    head_only=head_only,
+                    headers={"Retry-After": str(config.retry_after_s)},
+                )
+                return
+            if kind == "503":
+                self.send_body(
+                    status=503,
+                    body=b"Service Unavailable",
+                    content_type="text/plain",
+                    head_only=head_only,
+                )
+                return
+            if kind == "slow":
+                time.sleep(config.slow_s)
+            self._forward(body=body, head_only=head_only)
+
+        def _forward(self, *, body: bytes, head_only: bool) -> None:
+            headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP}
+            conn = http.client.HTTPConnection(host, port, timeout=120)
+            try:
+                conn.request(self.command, self.path, body=body or None, headers=headers)
+                response = conn.getresponse()
+                payload = response.read()  # small on the twin: JSON pages, COG ranges
+                self.send_response(response.status, response.reason)
+                for key, value in response.getheaders():
+                    if key.lower() not in _HOP:
+                        self.send_header(key, value)
+                # A HEAD answer keeps the upstream's Content-Length (the size of what GET would send).
+                length = response.getheader("Content-Length") if head_only else str(len(payload))
+                if length is not None:
+                    self.send_header("Content-Length", length)
+                self.end_headers()
+                if not head_only:
+                    self.wfile.write(payload)
+            finally:
+                conn.close()
+
+    return FaultHandler
+
+
+class FaultProxy:
+    """A fault-injecting HTTP proxy in front of ``upstream`` (``http://host:port``), on loopback.
+
+    Args:
+        upstream: base URL of the real server (only scheme, host and port are used).
+        config: what to inject.
+
+    Attributes:
+        url: ``http://127.0.0.1:<port>``, the proxy's base URL (valid after :meth:`start`).
+        stats: :class:`FaultStats` of this proxy.
+    """
+
+    def __init__(self, *, upstream: str, config: FaultConfig) -> None:
+        self.stats = FaultStats()
+        self._server = BackgroundHTTPServer(
+            handler=_make_handler(upstream=upstream, config=config, stats=self.stats)
+        )
+
+    @property
+    def url(self) -> str:
+        return self._server.url
+
+    def start(self) -> None:
+        self._server.start()
+
+    def stop(self) -> None:
+        self._server.stop()
