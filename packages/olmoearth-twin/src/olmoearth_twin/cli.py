@@ -1,10 +1,11 @@
 """``olmoearth-twin``: generate the twin's catalogue and serve it in the foreground.
 
-olmoearth-twin serve [--tiles 14] [--samples table.csv] [--seed 0] [--root build/twin] [--collections all|s2]
+olmoearth-twin serve [--tiles 8] [--samples table.csv] [--seed 0] [--root build/twin] [--collections s2|all]
 olmoearth-twin generate [same options]
 
---collections all (default): sentinel-2-l2a + the other PC collections (generate_collections) + naip
-+ the non-PC maps (canopy height, WorldCereal); s2: only sentinel-2-l2a.
+Defaults keep the catalogue within budget (S2 over the first 8 tiles: ~175 MB, ~25 s). ``--collections
+all`` adds the other PC collections (generate_collections), NAIP and the non-PC maps (canopy height,
+WorldCereal); ``--tiles 14 --collections all`` also covers the OSM fixtures' places (~417 MB, ~75 s).
 """
 
 from __future__ import annotations
@@ -115,8 +116,8 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument(
             "--tiles",
             type=int,
-            default=len(DEFAULT_SAMPLES),
-            help=f"first N tiles of the default sample table (1-{len(DEFAULT_SAMPLES)})",
+            default=8,
+            help=f"first N tiles of the default sample table (1-{len(DEFAULT_SAMPLES)}; default 8)",
         )
         p.add_argument("--samples", help="sample table file instead: CSV (tile_id,centre) or YAML/JSON list")
         p.add_argument("--seed", type=int, default=0)
@@ -124,8 +125,8 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument(
             "--collections",
             choices=("all", "s2"),
-            default="all",
-            help="all: S2 + S1 RTC, Landsat, WorldCover, NASADEM, Cop-DEM, CDL, NAIP, maps; s2: S2 only",
+            default="s2",
+            help="s2 (default): S2 only; all: + S1, Landsat, WorldCover, DEMs, CDL, NAIP, maps",
         )
     args = parser.parse_args(argv)
     if args.command == "generate":
