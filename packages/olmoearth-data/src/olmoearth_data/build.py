@@ -1,7 +1,8 @@
 """Build a corpus: sample table → materialised samples → sharded Zarr v3 cube, on dask.distributed.
 
 Each task owns whole shards (``cube.writer``), so tasks never share a shard. The build is resumable:
-a shard whose samples all have a final status is skipped on rerun.
+a shard whose samples all have a final status is skipped on rerun. Each task also writes its shard's
+sample-index fragment; the merged index (``index.py``) is written at the end of every build.
 """
 
 from __future__ import annotations
@@ -9,6 +10,8 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
+import sys
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -19,6 +22,7 @@ import zarr
 
 from olmoearth_data.cube.layout import CorpusLayout, consolidate, create_corpus, open_layout
 from olmoearth_data.cube.writer import write_samples
+from olmoearth_data.index import fragments_dir, write_index, write_shard_fragment
 from olmoearth_data.materialise.osm_raster import OsmInput
 from olmoearth_data.materialise.sample import materialise_sample
 from olmoearth_data.missing import SampleStatus
@@ -89,6 +93,9 @@ def build_shard(config: BuildConfig, shard: int) -> int:
                                stac_url=config.catalog.stac_url, sign=sign, cache=cache, osm=osm)
             for i in range(start, stop)
         ]  # fmt: skip
+    # Before the shard (whose status is written last): a complete shard always has its fragment; a
+    # fragment of a shard killed mid-write is rewritten when the pending shard is rebuilt.
+    write_shard_fragment(corpus=config.corpus, shard=shard, results=results)
     write_samples(config.corpus, layout=layout, specs=specs, results=results)
     return stop - start
 
@@ -111,8 +118,11 @@ def _check_same_samples(path: str, samples: Sequence[Sample]) -> None:
         )
 
 
-def build_corpus(config: BuildConfig) -> BuildSummary:
-    """Create (or resume) the corpus and build every pending shard on dask.distributed."""
+def build_corpus(config: BuildConfig, *, progress: bool = False) -> BuildSummary:
+    """Create (or resume) the corpus and build every pending shard on dask.distributed.
+
+    ``progress``: a shard progress bar on stderr and, when the scheduler serves one, its dashboard link.
+    """
     specs = modality_set(config.modalities)
     require_subscription_key(
         collections=[get_source(s.name).collection for s in specs if get_source(s.name).requires_account],
@@ -120,6 +130,8 @@ def build_corpus(config: BuildConfig) -> BuildSummary:
     )
     samples = read_sample_table(config.sample_table)
     if not os.path.exists(config.corpus):
+        # Index fragments of an earlier corpus at this path would lend it their item ids.
+        shutil.rmtree(fragments_dir(config.corpus), ignore_errors=True)
         create_corpus(config.corpus, samples=samples, specs=specs, samples_per_shard=config.samples_per_shard,
                       attrs={"build_config": json.loads(json.dumps(config.to_dict(), default=str)),
                              "sources": {s.name: get_source(s.name).to_dict() for s in specs}})  # fmt: skip
@@ -128,8 +140,9 @@ def build_corpus(config: BuildConfig) -> BuildSummary:
     layout, _ = open_layout(config.corpus)
     todo = pending_shards(config.corpus, layout)
     if todo:
-        _run_on_dask(config, todo)
+        _run_on_dask(config, todo, progress=progress)
     consolidate(config.corpus)
+    write_index(corpus=config.corpus)
     status = zarr.open_group(config.corpus, mode="r")["status"][:]
     return BuildSummary(
         corpus=config.corpus,
@@ -141,8 +154,9 @@ def build_corpus(config: BuildConfig) -> BuildSummary:
     )
 
 
-def _run_on_dask(config: BuildConfig, shards: list[int]) -> None:
+def _run_on_dask(config: BuildConfig, shards: list[int], *, progress: bool) -> None:
     from dask.distributed import Client, LocalCluster, as_completed
+    from tqdm import tqdm
 
     # distributed sets its loggers to INFO on import; a build's own progress is what users want to see.
     logging.getLogger("distributed").setLevel(logging.WARNING)
@@ -155,9 +169,14 @@ def _run_on_dask(config: BuildConfig, shards: list[int]) -> None:
                                dashboard_address=None, silence_logs=logging.WARNING)  # fmt: skip
         client = Client(cluster)
     try:
+        # A LocalCluster serves no dashboard (bokeh is not a dependency); a remote scheduler usually does.
+        if progress and client.dashboard_link and config.scheduler:
+            print(f"dask dashboard: {client.dashboard_link}", file=sys.stderr, flush=True)
         futures = client.map(build_shard, [config] * len(shards), shards, pure=False)
-        for future in as_completed(futures):
-            future.result()
+        with tqdm(total=len(shards), desc="shards", unit="shard", disable=not progress) as bar:
+            for future in as_completed(futures):
+                future.result()
+                bar.update(1)
     finally:
         client.close()
         if cluster is not None:

@@ -47,7 +47,7 @@ def _cmd_build(args: argparse.Namespace) -> int:
     config = BuildConfig(corpus=args.corpus, sample_table=args.samples, modalities=args.modalities,
                          samples_per_shard=args.samples_per_shard, cache_dir=args.cache_dir,
                          workers=args.workers, scheduler=args.scheduler, catalog=catalog)  # fmt: skip
-    summary = build_corpus(config)
+    summary = build_corpus(config, progress=True)
     print(json.dumps(summary.__dict__, indent=2))
     return 0
 
@@ -57,6 +57,13 @@ def _cmd_stats(args: argparse.Namespace) -> int:
 
     stats = compute_norm_stats(args.corpus)
     print(json.dumps(stats, indent=2))
+    return 0
+
+
+def _cmd_index(args: argparse.Namespace) -> int:
+    from olmoearth_data.index import write_index
+
+    print(write_index(corpus=args.corpus, out=args.out))
     return 0
 
 
@@ -147,11 +154,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("corpus")
     p.set_defaults(func=_cmd_stats)
 
+    p = sub.add_parser("index", help="write the corpus's sample index (GeoParquet, one row per sample)")
+    p.add_argument("corpus")
+    p.add_argument("--out", default=None, help="output file (default: <corpus stem>.index.parquet beside it)")
+    p.set_defaults(func=_cmd_index)
+
     p = sub.add_parser("quicklook", help="PNG of one sample: S2 RGB per period and the maps")
     p.add_argument("corpus")
     p.add_argument("--sample", type=int, default=0)
     p.add_argument("--out", default="quicklook.png")
     p.set_defaults(func=_cmd_quicklook)
+
+    from olmoearth_data.materialise.tile_export import add_materialise_parser
+
+    add_materialise_parser(sub)  # `materialise TILE_ID --date … --out DIR`: one tile as files to inspect
     return parser
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -17,7 +18,33 @@ import odc.stac
 import pystac
 from odc.geo.geobox import GeoBox
 
+from olmoearth_data.composite.gdal_cache import clear_remote_cache
+from olmoearth_data.stac.catalog import RetryPolicy
+
 log = logging.getLogger(__name__)
+
+
+class RedactQueryStrings(logging.Filter):
+    """Rewrites a record's message without URL query strings: odc-stac's loader logs a failed read
+    with the *signed* URL (SAS ``sig=…``), and a log must never carry a credential."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if "?" in message:
+            record.msg, record.args = _redact(message), None
+        return True
+
+
+#: Third-party loggers that print the URLs they open (odc-stac's rasterio reader).
+for _name in (
+    "odc.loader._rio",
+    "rasterio",
+    "rasterio._env",
+    "rasterio._err",
+    "rasterio._base",
+    "rasterio._io",
+):
+    logging.getLogger(_name).addFilter(RedactQueryStrings())
 
 
 def valid_mask(array: np.ndarray, *, nodata: float | int | None) -> np.ndarray:
@@ -92,14 +119,17 @@ def first_valid(
     sign: Callable[[str], str],
     transform_item: Callable[[pystac.Item, np.ndarray], np.ndarray] | None = None,
     read_nodata: float | int | None = None,
+    retry: RetryPolicy | None = None,
 ) -> MergeResult:
     """Per-pixel first-valid merge of ``items`` (already in priority order) into ``geobox``.
 
     ``transform_item(item, data)`` adjusts one item's pixels before merging (e.g. Sentinel-2
     harmonisation). ``read_nodata`` is the files' own nodata when it differs from the output's
     ``nodata`` (Sentinel-1: −32768 in the files, NaN stored): reading with it keeps nodata out of
-    the resampling kernel, then those pixels become ``nodata``. An item that fails to read is
-    skipped and logged with its *unsigned* href. Stops early once every pixel is filled.
+    the resampling kernel, then those pixels become ``nodata``. An item whose read fails is read again
+    with ``retry``'s backoff (None: once) — GDAL retries HTTP status errors itself but not a connection
+    reset mid-transfer — and then skipped, logged with its *unsigned* href. Stops early once every
+    pixel is filled.
     """
     shape = (len(assets), *geobox.shape)
     out = np.full(shape, nodata, dtype=dtype)
@@ -109,11 +139,8 @@ def first_valid(
     source_nodata = nodata if read_nodata is None else read_nodata
     load_args = dict(assets=assets, geobox=geobox, dtype=dtype, nodata=source_nodata, resampling=resampling)
     for item in items:
-        try:
-            data = load_item(item, sign=sign, **load_args)
-        except Exception as exc:  # a bad asset must not sink the tile: skip the item, say which
-            hrefs = [item.assets[a].href for a in assets if a in item.assets]
-            log.warning("skipping item %s: read failed (%s) for %s", item.id, _redact(str(exc)), hrefs[:1])
+        data = _load_with_retry(item, sign=sign, retry=retry, load_args=load_args)
+        if data is None:
             failed.append(item.id)
             continue
         if read_nodata is not None:
@@ -129,6 +156,25 @@ def first_valid(
         if filled.all():
             break
     return MergeResult(out, used, failed)
+
+
+def _load_with_retry(
+    item: pystac.Item, *, sign: Callable[[str], str], retry: RetryPolicy | None, load_args: dict
+) -> np.ndarray | None:
+    """:func:`load_item` retried by ``retry``'s delays; None (logged, unsigned href) when all tries fail."""
+    delays = retry.delays() if retry is not None else []
+    hrefs = [item.assets[a].href for a in load_args["assets"] if a in item.assets]
+    for attempt in range(len(delays) + 1):
+        try:
+            return load_item(item, sign=sign, **load_args)
+        except Exception as exc:  # a bad asset must not sink the tile: retry, then skip the item, say which
+            if attempt < len(delays):
+                log.info("retrying item %s: read error (%s) for %s", item.id, _redact(str(exc)), hrefs[:1])
+                time.sleep(delays[attempt])
+                clear_remote_cache()  # else GDAL may answer the retry from a cached "missing file"
+                continue
+            log.warning("skipping item %s: read failed (%s) for %s", item.id, _redact(str(exc)), hrefs[:1])
+    return None
 
 
 def _redact(message: str) -> str:

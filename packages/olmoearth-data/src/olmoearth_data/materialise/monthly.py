@@ -19,6 +19,7 @@ from olmoearth_data.modalities import ModalitySpec
 from olmoearth_data.results import ModalityResult
 from olmoearth_data.samples import Sample
 from olmoearth_data.sources import SourceSpec
+from olmoearth_data.stac.catalog import RetryPolicy
 from olmoearth_data.stac.search import SearchCache, search_sample
 
 log = logging.getLogger(__name__)
@@ -44,11 +45,13 @@ def materialise_monthly(
     stac_url: str,
     sign: Callable[[str], str],
     cache: SearchCache | None,
+    retry: RetryPolicy | None = None,
 ) -> ModalityResult:
     """Composite every period of ``sample`` for one monthly modality.
 
     Returns arrays ``[12, C, H, W]`` per bandset (storage dtype, nodata where empty), presence and
-    a :class:`MissingReason` per period, and the ids of the items that contributed.
+    a :class:`MissingReason` per period, and the ids of the items that contributed. ``retry``: how a
+    failed item read is retried before the item is skipped (None: not retried).
     """
     periods = sample.periods
     searched = search_sample(
@@ -82,6 +85,7 @@ def materialise_monthly(
                 sign=sign,
                 transform_item=transform,
                 read_nodata=source.read_nodata,
+                retry=retry,
             )
             post = COMPOSITE_TRANSFORMS.get(spec.name)
             arrays[bs.name][t] = merged.data if post is None else post(merged.data)

@@ -1,15 +1,15 @@
 """Materialise every modality of one sample and decide its status.
 
 Dispatch by source: monthly STAC → :mod:`.monthly`; static STAC → :mod:`.static`; OSM →
-:mod:`.osm_raster`. Tile-index sources (canopy height, WorldCereal) are not materialised by this
-version: they are recorded absent with ``NOT_BUILT`` (docs/corpus-schema.md), so the ``default``
-modality set builds, and a later build version can fill them.
+:mod:`.osm_raster`; tile-index maps (canopy height, WorldCereal) → :mod:`.tile_index`. A caller that
+passes no ``tile_indexes`` gets the tile-index modalities recorded absent with ``NOT_BUILT``
+(docs/corpus-schema.md).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 import pystac_client
@@ -18,12 +18,15 @@ from olmoearth_data.cube.layout import nodata_fill
 from olmoearth_data.materialise.monthly import materialise_monthly
 from olmoearth_data.materialise.osm_raster import OsmInput, materialise_osm_raster
 from olmoearth_data.materialise.static import materialise_static
+from olmoearth_data.materialise.tile_index import materialise_tile_index
 from olmoearth_data.missing import MissingReason, SampleStatus
 from olmoearth_data.modalities import ModalitySpec
 from olmoearth_data.results import ModalityResult, SampleResult
 from olmoearth_data.samples import Sample
 from olmoearth_data.sources import SourceKind, get_source
+from olmoearth_data.stac.catalog import RetryPolicy
 from olmoearth_data.stac.search import SearchCache
+from olmoearth_data.stac.tile_index import TileIndexRef
 
 log = logging.getLogger(__name__)
 
@@ -53,11 +56,17 @@ def materialise_sample(
     sign: Callable[[str], str],
     cache: SearchCache | None,
     osm: OsmInput | None = None,
+    tile_indexes: Mapping[str, TileIndexRef] | None = None,
+    retry: RetryPolicy | None = None,
 ) -> SampleResult:
     """All modalities of ``sample`` (corpus row ``index``); dropped when no observation has data.
 
     ``osm`` is the OSM extraction the ``openstreetmap_raster`` modality reads (None: that modality is
-    missing with ``OUTSIDE_COVERAGE`` — no OSM input covers any tile).
+    missing with ``OUTSIDE_COVERAGE`` — no OSM input covers any tile). ``tile_indexes`` maps a
+    tile-index source's collection to its footprint index (``CatalogConfig.tile_indexes``; None or a
+    source missing from it: that modality is ``NOT_BUILT``). ``retry`` is how a failed item read is
+    retried before the item is skipped (``CatalogConfig.retry``; None: STAC item reads are not retried
+    and the tile-index reads use the default :class:`RetryPolicy`).
     """
     results: dict[str, ModalityResult] = {}
     for spec in specs:
@@ -72,9 +81,18 @@ def materialise_sample(
                 stac_url=stac_url,
                 sign=sign,
                 cache=cache,
+                retry=retry,
             )
         elif source.kind is SourceKind.OSM:
             results[spec.name] = materialise_osm_raster(tile=sample.tile, spec=spec, osm=osm)
+        elif source.kind is SourceKind.TILE_INDEX and tile_indexes and source.collection in tile_indexes:
+            results[spec.name] = materialise_tile_index(
+                sample=sample,
+                spec=spec,
+                source=source,
+                ref=tile_indexes[source.collection],
+                retry=retry or RetryPolicy(),
+            )
         else:
             log.debug(
                 "%s: %s sources are not materialised yet; recorded NOT_BUILT", spec.name, source.kind.value

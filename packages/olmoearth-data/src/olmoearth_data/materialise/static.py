@@ -30,6 +30,7 @@ from olmoearth_data.periods import Period
 from olmoearth_data.results import ModalityResult
 from olmoearth_data.samples import Sample
 from olmoearth_data.sources import SourceSpec
+from olmoearth_data.stac.catalog import RetryPolicy
 from olmoearth_data.stac.search import SearchCache, search_sample
 
 log = logging.getLogger(__name__)
@@ -68,12 +69,14 @@ def materialise_static(
     stac_url: str,
     sign: Callable[[str], str],
     cache: SearchCache | None,
+    retry: RetryPolicy | None = None,
 ) -> ModalityResult:
     """Mosaic one static modality onto ``sample``'s tile grid.
 
     Returns arrays ``[1, C, H, W]`` per bandset in the modality's storage dtype (the tile's UTM CRS,
     north-up, H = W = 2560 m / pixel size), nodata where no item has data; ``present``/``reason`` of
-    shape ``[1]``; the contributing item ids; for CDL ``extra["cdl_year"]``.
+    shape ``[1]``; the contributing item ids; for CDL ``extra["cdl_year"]``. ``retry``: how a failed
+    item read is retried before the item is skipped (None: not retried).
     """
     searched = search_sample(
         client=client,
@@ -115,6 +118,7 @@ def materialise_static(
             resampling=next(b.resampling.value for b in source.bands if b.band == bs.bands[0]),
             sign=sign,
             read_nodata=source.read_nodata,
+            retry=retry,
         )
         arrays[bs.name][0] = merged.data
         result.item_ids[0].extend(i for i in merged.used_item_ids if i not in result.item_ids[0])

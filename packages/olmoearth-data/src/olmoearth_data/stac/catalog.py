@@ -19,6 +19,7 @@ from pystac_client.stac_api_io import StacApiIO
 from urllib3.util.retry import Retry
 
 from olmoearth_data.sources import PLANETARY_COMPUTER_STAC_URL
+from olmoearth_data.stac.tile_index import DEFAULT_TILE_INDEXES, TileIndexRef
 
 RETRY_STATUSES = (429, 500, 502, 503, 504)
 
@@ -69,12 +70,16 @@ class CatalogConfig:
         blob_endpoint: Azurite-style endpoint replacing ``https://<account>.blob.core.windows.net`` after
             signing (``None``: read Azure directly).
         retry: retry/backoff/timeout policy.
+        tile_indexes: source collection name (``SourceSpec.collection``: ``wri-canopy-height``,
+            ``worldcereal-2021``) → GeoJSON footprint index of a tile-index source (see
+            :mod:`olmoearth_data.stac.tile_index`; defaults: the real public hosts).
     """
 
     stac_url: str = PLANETARY_COMPUTER_STAC_URL
     sign: str = "planetary_computer"
     blob_endpoint: str | None = None
     retry: RetryPolicy = field(default_factory=RetryPolicy)
+    tile_indexes: dict[str, TileIndexRef] = field(default_factory=lambda: dict(DEFAULT_TILE_INDEXES))
 
     def __post_init__(self) -> None:
         if self.sign not in ("planetary_computer", "none"):

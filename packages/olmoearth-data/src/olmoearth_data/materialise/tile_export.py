@@ -1,0 +1,182 @@
+"""Materialise one tile and write its bandsets as files a person can open (QGIS, xarray): inspection.
+
+``olmoearth-data materialise TILE_ID --date YYYY-MM-DD --out DIR`` runs the corpus's own
+:func:`~olmoearth_data.materialise.sample.materialise_sample` for one tile and writes, per
+modality and bandset, ``<DIR>/<modality>__<bandset>.tif`` — bands × periods as GeoTIFF bands (band
+``t·C + c`` is band ``c`` of period ``t``; descriptions ``<band>@<period start>``), the tile's UTM CRS
+and transform, the modality's nodata — or ``.nc`` (NetCDF, dims ``time, band, y, x``; needs a NetCDF
+engine: netCDF4, h5netcdf or scipy). ``<DIR>/status.json`` records per modality ``present``,
+``reason`` names and contributing item ids.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+import rasterio
+
+from olmoearth_data.grid import Tile
+from olmoearth_data.materialise.osm_raster import OsmInput
+from olmoearth_data.missing import MissingReason
+from olmoearth_data.modalities import ModalitySpec, modality_set
+from olmoearth_data.results import SampleResult
+from olmoearth_data.samples import Sample
+from olmoearth_data.stac.catalog import CatalogConfig
+from olmoearth_data.stac.tile_index import TileIndexRef
+
+FORMATS = ("tif", "nc")
+
+
+def _band_labels(spec: ModalitySpec, bands: Sequence[str], sample: Sample) -> list[str]:
+    if not spec.is_multitemporal:
+        return list(bands)
+    return [f"{b}@{p.start.isoformat()}" for p in sample.periods for b in bands]
+
+
+def write_tile_files(
+    *, result: SampleResult, sample: Sample, specs: Sequence[ModalitySpec], out: Path, fmt: str = "tif"
+) -> list[Path]:
+    """Write every bandset of ``result`` under ``out``; returns the files written (status.json last).
+
+    GeoTIFF: ``T·C`` bands of the modality dtype, shape ``[H, W]`` = 2560 m / pixel size, CRS
+    ``EPSG:<tile.epsg>``, transform :meth:`Tile.transform`. NetCDF: one variable ``data`` ``[T, C, H, W]``
+    with ``x``/``y`` pixel-centre coordinates in metres and the CRS in its ``crs`` attribute.
+    """
+    if fmt not in FORMATS:
+        raise ValueError(f"format must be one of {FORMATS}, got {fmt!r}")
+    out.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+    tile = sample.tile
+    for spec in specs:
+        modality = result.modalities[spec.name]
+        for bs in spec.bandsets:
+            data = modality.arrays[bs.name]  # [T, C, H, W]
+            path = out / f"{spec.name}__{bs.name}.{fmt}"
+            if fmt == "tif":
+                _write_tif(path=path, data=data, tile=tile, pixel_size_m=bs.pixel_size_m, spec=spec,
+                           labels=_band_labels(spec, bs.bands, sample))  # fmt: skip
+            else:
+                _write_nc(path=path, data=data, tile=tile, pixel_size_m=bs.pixel_size_m, spec=spec,
+                          bands=bs.bands, sample=sample)  # fmt: skip
+            written.append(path)
+    status = {
+        "tile_id": tile.id,
+        "centre": sample.centre.isoformat(),
+        "status": result.status.name,
+        "status_reason": result.status_reason,
+        "modalities": {
+            s.name: {
+                "present": result.modalities[s.name].present.tolist(),
+                "reason": [MissingReason(int(r)).name for r in result.modalities[s.name].reason],
+                "item_ids": result.modalities[s.name].item_ids,
+            }
+            for s in specs
+        },
+    }
+    (out / "status.json").write_text(json.dumps(status, indent=1))
+    written.append(out / "status.json")
+    return written
+
+
+def _write_tif(
+    *, path: Path, data: np.ndarray, tile: Tile, pixel_size_m: float, spec: ModalitySpec, labels: list[str]
+) -> None:
+    t, c, h, w = data.shape
+    # 10/20/40 m tiles are 256/128/64 px: one GeoTIFF tile each (a multiple of 16, as GeoTIFF needs)
+    profile = dict(driver="GTiff", width=w, height=h, count=t * c, dtype=data.dtype.name,
+                   crs=f"EPSG:{tile.epsg}", transform=tile.transform(pixel_size_m=pixel_size_m),
+                   nodata=spec.nodata, compress="deflate", tiled=True,
+                   blockxsize=w, blockysize=h)  # fmt: skip
+    with rasterio.open(path, "w", **profile) as dst:
+        dst.write(data.reshape(t * c, h, w))
+        for i, label in enumerate(labels, start=1):
+            dst.set_band_description(i, label)
+
+
+def _write_nc(
+    *, path: Path, data: np.ndarray, tile: Tile, pixel_size_m: float, spec: ModalitySpec,
+    bands: Sequence[str], sample: Sample,
+) -> None:  # fmt: skip
+    import xarray as xr
+
+    x0, _, _, y1 = tile.bounds
+    h, w = data.shape[2:]
+    times = [p.start for p in sample.periods] if spec.is_multitemporal else [sample.centre]
+    ds = xr.Dataset(
+        {"data": (("time", "band", "y", "x"), data)},
+        coords={
+            "time": np.array(times, dtype="datetime64[D]"),
+            "band": list(bands),
+            "y": y1 - (np.arange(h) + 0.5) * pixel_size_m,
+            "x": x0 + (np.arange(w) + 0.5) * pixel_size_m,
+        },
+        attrs={
+            "crs": f"EPSG:{tile.epsg}",
+            "tile_id": tile.id,
+            "modality": spec.name,
+            "nodata": str(spec.nodata),
+        },
+    )
+    try:
+        ds.to_netcdf(path)
+    except ValueError as exc:  # xarray: no engine installed
+        raise RuntimeError(
+            f"cannot write NetCDF ({exc}); install netCDF4 or h5netcdf, or use --format tif"
+        ) from exc
+
+
+def run_materialise_command(args: argparse.Namespace) -> int:
+    """The ``materialise`` subcommand: one tile, every requested modality, files under ``--out``."""
+    from olmoearth_data.build import GDAL_OPTIONS
+    from olmoearth_data.materialise.sample import materialise_sample
+    from olmoearth_data.stac.catalog import RetryPolicy
+    from olmoearth_data.stac.search import SearchCache
+
+    tile_indexes: Mapping[str, TileIndexRef] = {
+        **CatalogConfig().tile_indexes,
+        **{name: TileIndexRef(url=url, base=base) for name, url, base in args.tile_index or []},
+    }
+    config = CatalogConfig(stac_url=args.stac_url, sign="none" if args.no_sign else "planetary_computer",
+                           blob_endpoint=args.blob_endpoint, tile_indexes=dict(tile_indexes),
+                           retry=RetryPolicy(attempts=args.retries, backoff_s=args.backoff_s))  # fmt: skip
+    sample = Sample(Tile.from_id(args.tile_id), dt.date.fromisoformat(args.date))
+    specs = modality_set(args.modalities if "," not in args.modalities else args.modalities.split(","))
+    osm = OsmInput.from_extraction(args.osm_dir) if args.osm_dir else None
+    with rasterio.Env(**GDAL_OPTIONS):
+        result = materialise_sample(
+            index=0, sample=sample, specs=specs, client=config.open_client(), stac_url=config.stac_url,
+            sign=config.signer(), cache=SearchCache(Path(args.out) / ".search-cache") if args.cache else None,
+            osm=osm, tile_indexes=config.tile_indexes, retry=config.retry,
+        )  # fmt: skip
+    for path in write_tile_files(
+        result=result, sample=sample, specs=specs, out=Path(args.out), fmt=args.format
+    ):
+        print(path)
+    return 0
+
+
+def add_materialise_parser(sub: argparse._SubParsersAction) -> None:
+    """Register ``materialise`` on the ``olmoearth-data`` sub-parsers."""
+    from olmoearth_data.sources import PLANETARY_COMPUTER_STAC_URL
+
+    p = sub.add_parser("materialise", help="materialise one tile into GeoTIFF/NetCDF files to look at")
+    p.add_argument("tile_id", metavar="TILE_ID", help="e.g. EPSG:32610_248_-2176")
+    p.add_argument("--date", required=True, help="centre date YYYY-MM-DD (the 12 periods surround it)")
+    p.add_argument("--modalities", default="default", help="modality set name or comma-separated names")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--format", choices=FORMATS, default="tif")
+    p.add_argument("--stac-url", default=PLANETARY_COMPUTER_STAC_URL)
+    p.add_argument("--blob-endpoint", default=None, help="Azurite-style endpoint replacing Azure blob hosts")
+    p.add_argument("--no-sign", action="store_true", help="do not SAS-sign hrefs (non-PC catalogues)")
+    p.add_argument("--osm-dir", default=None, help="extract_osm output folder (openstreetmap_raster)")
+    p.add_argument("--tile-index", nargs=3, action="append", metavar=("COLLECTION", "URL", "BASE"),
+                   help="a tile-index source's footprint index (default: real hosts)")  # fmt: skip
+    p.add_argument("--cache", action="store_true", help="keep a STAC search cache under OUT/.search-cache")
+    p.add_argument("--retries", type=int, default=6)
+    p.add_argument("--backoff-s", type=float, default=1.0)
+    p.set_defaults(func=run_materialise_command)
