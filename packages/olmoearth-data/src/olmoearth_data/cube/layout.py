@@ -61,6 +61,15 @@ def nodata_fill(spec: ModalitySpec) -> float | int:
     return spec.nodata
 
 
+def empty_arrays(spec: ModalitySpec, *, n_periods: int) -> dict[str, np.ndarray]:
+    """Bandset name → ``[n_periods, C, H, W]`` filled with the modality's nodata, in its storage dtype."""
+    fill = nodata_fill(spec)
+    return {
+        bs.name: np.full((n_periods, len(bs.bands), bs.pixels_per_tile, bs.pixels_per_tile), fill, spec.dtype)
+        for bs in spec.bandsets
+    }
+
+
 def data_dims(spec: ModalitySpec) -> tuple[str, ...]:
     return ("sample", "period", "band", "y", "x") if spec.is_multitemporal else ("sample", "band", "y", "x")
 

@@ -11,7 +11,7 @@ import pystac_client
 
 from olmoearth_data.composite.coverage import select_covering
 from olmoearth_data.composite.first_valid import first_valid, valid_mask
-from olmoearth_data.cube.layout import nodata_fill
+from olmoearth_data.cube.layout import empty_arrays, nodata_fill
 from olmoearth_data.materialise.harmonise import harmonise_sentinel2
 from olmoearth_data.materialise.sar import linear_to_db
 from olmoearth_data.missing import MissingReason
@@ -59,10 +59,7 @@ def materialise_monthly(
     )
     fill = nodata_fill(spec)
     n_periods = len(periods)
-    arrays = {
-        bs.name: np.full((n_periods, len(bs.bands), bs.pixels_per_tile, bs.pixels_per_tile), fill, spec.dtype)
-        for bs in spec.bandsets
-    }
+    arrays = empty_arrays(spec, n_periods=n_periods)
     present = np.zeros(n_periods, dtype=bool)
     reason = np.full(n_periods, int(MissingReason.NO_ITEMS), dtype=np.uint8)
     used_ids: list[list[str]] = []

@@ -23,7 +23,7 @@ import pystac
 import pystac_client
 
 from olmoearth_data.composite.first_valid import first_valid, valid_mask
-from olmoearth_data.cube.layout import nodata_fill
+from olmoearth_data.cube.layout import empty_arrays, nodata_fill
 from olmoearth_data.missing import MissingReason
 from olmoearth_data.modalities import ModalitySpec
 from olmoearth_data.periods import Period
@@ -88,10 +88,7 @@ def materialise_static(
     )
     found = list(searched[0].items)
     fill = nodata_fill(spec)
-    arrays = {
-        bs.name: np.full((1, len(bs.bands), bs.pixels_per_tile, bs.pixels_per_tile), fill, spec.dtype)
-        for bs in spec.bandsets
-    }
+    arrays = empty_arrays(spec, n_periods=1)
     result = ModalityResult(
         arrays=arrays,
         present=np.zeros(1, dtype=bool),

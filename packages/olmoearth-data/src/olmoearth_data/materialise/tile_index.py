@@ -28,7 +28,7 @@ from rasterio.warp import Resampling, reproject, transform_bounds
 
 from olmoearth_data.composite.first_valid import first_valid, valid_mask
 from olmoearth_data.composite.gdal_cache import clear_remote_cache
-from olmoearth_data.cube.layout import nodata_fill
+from olmoearth_data.cube.layout import empty_arrays, nodata_fill
 from olmoearth_data.grid import Tile
 from olmoearth_data.missing import MissingReason
 from olmoearth_data.modalities import ModalitySpec
@@ -63,10 +63,7 @@ def materialise_tile_index(
     single = source.asset_for(source.bands[0].band)
     items = index_items(doc=doc, ref=ref, tile=sample.tile, collection=source.collection, single_asset=single)
     fill = nodata_fill(spec)
-    arrays = {
-        bs.name: np.full((1, len(bs.bands), bs.pixels_per_tile, bs.pixels_per_tile), fill, spec.dtype)
-        for bs in spec.bandsets
-    }
+    arrays = empty_arrays(spec, n_periods=1)
     result = ModalityResult(
         arrays=arrays,
         present=np.zeros(1, dtype=bool),
