@@ -6,7 +6,7 @@ STAMP := $(VENV)/.setup-stamp
 SETUP_INPUTS := $(wildcard packages/*/pyproject.toml) requirements/constraints.txt scripts/setup.sh scripts/system-deps.sh
 PYTEST_ARGS ?=
 
-.PHONY: setup test lint bench bench-loader twin demo pretrain ablation-collapse dataset
+.PHONY: setup test lint bench bench-loader bench-corpus twin demo pretrain ablation-collapse dataset
 .DEFAULT_GOAL := help
 
 help:
@@ -16,10 +16,11 @@ help:
 	@echo "make pretrain CONFIG=nano|tiny|base|large NGPU=N   torchrun on this node (CPU fallback); see README"
 	@echo "make ablation-collapse   Lite vs EMA target on the demo corpus -> runs/ablation-collapse/"
 	@echo "make demo    offline: twin -> Sentinel-2 corpus (data/demo) -> Nano trained on CPU (runs/demo) + plots"
-	@echo "make dataset OSM=file.osm.pbf [SAMPLES_PER_CATEGORY=N WORKERS=N SCHEDULER=tcp://host:8786]"
+	@echo "make dataset OSM=file.osm.pbf [SAMPLES_PER_CATEGORY=N DATES_PER_TILE=K WORKERS=N SCHEDULER=tcp://host:8786]"
 	@echo "            sample -> build -> stats from Planetary Computer (PC_SDK_SUBSCRIPTION_KEY from the env),"
 	@echo "            estimate printed first; CATALOG=twin does it offline (OSM default: West Oakland fixture)"
 	@echo "make bench-loader   loader samples/s vs raw zarr floor on the demo corpus (run make demo first)"
+	@echo "make bench-corpus   corpus build on the twin: samples/min, CPU s/sample, bytes/sample, peak worker RSS"
 	@echo "make twin    setup + serve the local Planetary Computer twin (STAC + SAS + blobs) until Ctrl-C"
 	@echo "make bench   setup + CPU training-step benchmark of Nano and Base (benchmarks/results/model_cpu.json)"
 	@echo "            + OSM streaming-pass benchmark (benchmarks/results/osm_extract.json)"
@@ -60,10 +61,14 @@ ablation-collapse: setup
 bench-loader: setup
 	$(PY) benchmarks/bench_loader.py
 
+bench-corpus: setup
+	$(PY) benchmarks/bench_corpus.py
+
 # `make dataset`: OSM → samples → corpus (+ index) → stats under $(DATASET_DIR), Planetary Computer by default.
 CATALOG ?= pc
 OSM ?= $(if $(filter twin,$(CATALOG)),../shared/fixtures/osm/West-Oakland.osm.bz2,)
 SAMPLES_PER_CATEGORY ?= $(if $(filter twin,$(CATALOG)),1,10000)
+DATES_PER_TILE ?= 1
 WORKERS ?= 2
 SCHEDULER ?=
 MODALITIES ?= default
@@ -71,5 +76,6 @@ DATASET_DIR ?= data/dataset-$(CATALOG)
 dataset: setup
 	@test -n "$(OSM)" || { echo "make dataset: set OSM=path/to/region.osm.pbf (or CATALOG=twin)"; exit 2; }
 	$(PY) scripts/dataset.py --osm $(OSM) --catalog $(CATALOG) --data $(DATASET_DIR) \
-		--samples-per-category $(SAMPLES_PER_CATEGORY) --workers $(WORKERS) --modalities $(MODALITIES) \
+		--samples-per-category $(SAMPLES_PER_CATEGORY) --dates-per-tile $(DATES_PER_TILE) \
+		--workers $(WORKERS) --modalities $(MODALITIES) \
 		$(if $(SCHEDULER),--scheduler $(SCHEDULER),)

@@ -1,9 +1,13 @@
-"""`make demo`: a local Planetary Computer twin → a Sentinel-2 corpus → Nano trained on CPU.
+"""`make demo`: a local Planetary Computer twin → a corpus of the whole ``default`` modality set → Nano
+trained on CPU on every modality.
 
 Offline and self-contained: starts the twin (PostgreSQL + pgstac + stac-fastapi, SAS stand-in, blob
-server) over a generated catalogue, builds the corpus with the real pipeline (pystac-client search,
-SAS signing, odc-stac reads, dask.distributed), computes norm stats, trains, and writes a loss plot
-and a quicklook. Reruns reuse the cached catalogue and the finished corpus.
+server) over catalogues generated for the demo samples — Sentinel-2, S1 RTC, Landsat L2, WorldCover,
+NASADEM, CDL, and WRI canopy height + WorldCereal behind their tile indexes
+(:func:`olmoearth_twin.full.serve_full_twin`) — builds the corpus with the real pipeline (pystac-client
+search, SAS signing, odc-stac reads, dask.distributed; the OSM raster rasterised from the West Oakland
+OSM fixture), computes norm stats, trains, and writes a loss plot and a quicklook. Reruns reuse the
+cached catalogues and the finished corpus.
 """
 
 from __future__ import annotations
@@ -14,47 +18,92 @@ import sys
 import time
 from pathlib import Path
 
+import pandas as pd
+
 from olmoearth_data.build import BuildConfig, build_corpus
+from olmoearth_data.index import index_path
+from olmoearth_data.osm.extract import extract_osm
 from olmoearth_data.quicklook import quicklook
 from olmoearth_data.samples import Sample, write_sample_table
-from olmoearth_data.stac.catalog import CatalogConfig, RetryPolicy
 from olmoearth_data.stats import compute_norm_stats
 from olmoearth_model.train.config import TrainConfig
 from olmoearth_model.train.loop import pick_device, train
 from olmoearth_model.train.plot import plot_run, read_metrics
-from olmoearth_twin import Twin, default_samples, generate_sentinel2
+from olmoearth_twin import DEFAULT_SAMPLES
+from olmoearth_twin.full import serve_full_twin
+
+#: The West Oakland OSM fixture: its tile is the demo's CONUS sample (CDL) and the OSM raster's input.
+OAKLAND_OSM = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "osm" / "West-Oakland.osm.bz2"
+OAKLAND = DEFAULT_SAMPLES[8]
+MAX_TILES = 8
+
+
+def demo_samples(*, tiles: int) -> list[Sample]:
+    """``tiles`` samples: the first ``tiles − 1`` rows of the twin's default table (British Columbia,
+    Hungary, East Africa, Western Sahara) and West Oakland last, so every modality has data somewhere."""
+    if not 1 <= tiles <= MAX_TILES:
+        raise ValueError(f"--tiles must be between 1 and {MAX_TILES}, got {tiles}")
+    return [Sample(s.tile, s.centre) for s in (*DEFAULT_SAMPLES[: tiles - 1], OAKLAND)]
+
+
+def _presence(corpus: Path) -> str:
+    """Per modality, how many samples hold data, from the sample index."""
+    df = pd.read_parquet(index_path(corpus))
+    cols = [c for c in df.columns if c.endswith(":present")]
+    return ", ".join(f"{c.split(':')[0]} {int((df[c] > 0).sum())}/{len(df)}" for c in cols)
 
 
 def build_demo_corpus(*, data: Path, tiles: int, seed: int) -> Path:
-    """Generate (or reuse) the twin catalogue, serve it, build and resume the S2 corpus, compute stats."""
+    """Generate (or reuse) the twin catalogues, serve them, build (or resume) the ``default``-set corpus
+    ``<data>/default.zarr`` of :func:`demo_samples` and compute its norm stats; returns the corpus path."""
     data.mkdir(parents=True, exist_ok=True)
-    twin_samples = default_samples(n_tiles=tiles)
-    samples = [Sample(s.tile, s.centre) for s in twin_samples]
+    samples = demo_samples(tiles=tiles)
     table = data / "samples.parquet"
     write_sample_table(table, samples=samples)
-    corpus = data / "s2.zarr"
-    print(f"[1/4] twin catalogue for {len(samples)} samples (cached under build/twin/cache)", flush=True)
-    catalog = generate_sentinel2(samples=twin_samples, seed=seed, cache_dir=Path("build/twin/cache"))
-    with Twin(root=Path("build/twin-demo"), catalog=catalog) as twin, twin.environment():
+    corpus = data / "default.zarr"
+    osm_dir = data / "osm"
+    if not (osm_dir / "extent.json").exists():
+        extract_osm(path=OAKLAND_OSM, out_dir=osm_dir)
+    print(f"[1/4] twin catalogues for {len(samples)} samples (cached under build/twin/cache)", flush=True)
+    with serve_full_twin(samples=samples, seed=seed, cache_dir=Path("build/twin/cache"),
+                         root=Path("build/twin-demo")) as full:  # fmt: skip
+        twin = full.twin
         print(f"      STAC API {twin.stac_url}  blobs {twin.assets_url}  SAS {twin.sas_url}", flush=True)
-        print(f"[2/4] building {corpus} from the twin (dask LocalCluster)", flush=True)
+        print(f"[2/4] building {corpus} (default modality set) from the twin (dask LocalCluster)", flush=True)
         config = BuildConfig(
-            corpus=str(corpus), sample_table=str(table), modalities="s2", samples_per_shard=2,
-            cache_dir=str(data / "cache"), workers=2,
-            catalog=CatalogConfig(stac_url=twin.stac_url, blob_endpoint=twin.assets_url,
-                                  retry=RetryPolicy(attempts=4, backoff_s=0.2, timeout_s=30)),
+            corpus=str(corpus), sample_table=str(table), modalities="default", samples_per_shard=1,
+            cache_dir=str(data / "cache"), workers=2, catalog=full.catalog, osm_dir=str(osm_dir),
         )  # fmt: skip
         summary = build_corpus(config)
     print(
         f"      {summary.complete} complete, {summary.dropped} dropped, {summary.shards_built} shards built"
     )
+    print(f"      samples with data: {_presence(corpus)}", flush=True)
     compute_norm_stats(corpus)
     return corpus
 
 
+def _refuse_stale_run(run_dir: Path, *, corpus: Path, resume: bool) -> None:
+    """Stop with a clear message when ``run_dir`` holds a checkpoint trained on another corpus (e.g. the
+    earlier Sentinel-2-only demo's ``data/demo/s2.zarr``): resuming it would load a model of other
+    modalities."""
+    saved = run_dir / "config.yaml"
+    if not (resume and (run_dir / "checkpoint.pt").exists() and saved.exists()):
+        return
+    previous = TrainConfig.load(saved).corpus
+    if Path(previous).resolve() != corpus.resolve():
+        raise SystemExit(
+            f"error: {run_dir} holds a run trained on {previous}, not {corpus}; remove it, or pass "
+            f"--run to train elsewhere (or resume=false to start over in place)"
+        )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--tiles", type=int, default=8, help="samples in the demo corpus (1..8)")
+    parser.add_argument(
+        "--tiles", type=int, default=MAX_TILES,
+        help=f"samples in the demo corpus (1..{MAX_TILES}; West Oakland is always one of them)",
+    )  # fmt: skip
     parser.add_argument(
         "--steps", type=int, default=None, help="training steps (default: pipelines/demo.yaml)"
     )
@@ -73,9 +122,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.steps is not None:
         overrides.append(f"max_steps={args.steps}")
     train_config = TrainConfig.load(args.config, overrides=overrides)
+    _refuse_stale_run(Path(train_config.run_dir), corpus=corpus, resume=train_config.resume)
     print(
         f"[3/4] training {train_config.size} for {train_config.max_steps} steps on "
-        f"{pick_device(train_config.device)}",
+        f"{pick_device(train_config.device)}, every modality of the corpus",
         flush=True,
     )
     run_dir = train(train_config)
@@ -84,7 +134,8 @@ def main(argv: list[str] | None = None) -> int:
 
     print("[4/4] plots", flush=True)
     loss_png = plot_run(run_dir)
-    look_png = quicklook(corpus, sample=0, out=run_dir / "quicklook.png")
+    # West Oakland (the last sample) has data in every modality, the OSM raster and CDL included
+    look_png = quicklook(corpus, sample=args.tiles - 1, out=run_dir / "quicklook.png")
     print(f"\ndone in {time.perf_counter() - t0:.0f} s")
     print(f"  corpus     {corpus}   (xr.open_datatree('{corpus}', engine='zarr'))")
     print(f"  run        {run_dir}  (config.yaml, metrics.jsonl, model.pt)")

@@ -100,3 +100,28 @@ def reproject_bilinear(path: Path, tile: Tile, *, pixel_size_m: float, nodata: f
             resampling=Resampling.bilinear,
         )
     return out
+
+
+def landsat_first_valid(catalog: Catalog, items: dict[str, Any], ids: list[str], tile: Tile) -> np.ndarray:
+    """First valid over ``ids`` (in order) of each item's 8 Landsat assets warped bilinearly onto the
+    tile's 20 m grid: ``[8, 128, 128]`` uint16, 0 = nodata; an item without thermal leaves B10 at 0."""
+    from olmoearth_data.modalities import get_modality
+    from olmoearth_data.sources import get_source
+
+    assets = [get_source("landsat_l2").asset_for(b) for b in get_modality("landsat_l2").bands]
+    out = np.zeros((len(assets), 128, 128), dtype=np.uint16)
+    filled = np.zeros((128, 128), dtype=bool)
+    for item_id in ids:
+        have = items[item_id]["assets"]
+        stack = np.stack(
+            [
+                reproject_bilinear(blob_path(catalog, have[a]["href"]), tile, pixel_size_m=20.0, nodata=0)
+                if a in have
+                else np.zeros((128, 128), dtype=np.uint16)
+                for a in assets
+            ]
+        )
+        take = (stack != 0).any(axis=0) & ~filled
+        out[:, take] = stack[:, take]
+        filled |= take
+    return out

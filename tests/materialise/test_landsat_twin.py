@@ -6,12 +6,10 @@ COG files warped onto the tile's 20 m grid with rasterio (bilinear), not with th
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 import pytest
 import rasterio
-from materialise_helpers import SAMPLES, blob_path, reproject_bilinear, sample_entry
+from materialise_helpers import SAMPLES, landsat_first_valid, sample_entry
 
 from olmoearth_data.build import GDAL_OPTIONS
 from olmoearth_data.composite.coverage import select_covering
@@ -28,7 +26,6 @@ pytestmark = pytest.mark.twin
 
 LANDSAT = get_modality("landsat_l2")
 SOURCE = get_source("landsat_l2")
-ASSETS = [SOURCE.asset_for(b) for b in LANDSAT.bands]
 
 
 @pytest.fixture(scope="module")
@@ -74,26 +71,6 @@ def test_search_keeps_l2sr_items_in_cloud_cover_order(
     assert {i["properties"]["platform"] for i in found} == {"landsat-8", "landsat-9"}
 
 
-def _expected(catalog: Catalog, items: dict[str, Any], ids: list[str]) -> np.ndarray:
-    tile = SAMPLES[2].tile
-    out = np.zeros((len(ASSETS), 128, 128), dtype=np.uint16)
-    filled = np.zeros((128, 128), dtype=bool)
-    for item_id in ids:
-        assets = items[item_id]["assets"]
-        stack = np.stack(
-            [
-                reproject_bilinear(blob_path(catalog, assets[a]["href"]), tile, pixel_size_m=20.0, nodata=0)
-                if a in assets
-                else np.zeros((128, 128), dtype=np.uint16)  # L2SR: no thermal, B10 stays nodata
-                for a in ASSETS
-            ]
-        )
-        take = (stack != 0).any(axis=0) & ~filled
-        out[:, take] = stack[:, take]
-        filled |= take
-    return out
-
-
 def test_landsat_composites_equal_direct_warps(composite: ModalityResult, twin_collections: Catalog) -> None:
     items = {i["id"]: i for i in twin_collections.items()}
     periods = sample_entry(twin_collections.manifest(), SAMPLES[2])["periods"]
@@ -109,7 +86,7 @@ def test_landsat_composites_equal_direct_warps(composite: ModalityResult, twin_c
             assert (composite.arrays["20m"][t] == 0).all()
             continue
         assert ids == period["landsat-c2-l2"][: len(ids)]  # least cloudy first
-        expected = _expected(twin_collections, items, ids)
+        expected = landsat_first_valid(twin_collections, items, ids, SAMPLES[2].tile)
         got = composite.arrays["20m"][t]
         np.testing.assert_array_equal((got != 0).any(axis=0), (expected != 0).any(axis=0), err_msg=f"t={t}")
         diff = np.abs(got.astype(np.int32) - expected.astype(np.int32))

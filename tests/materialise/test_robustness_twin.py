@@ -3,8 +3,10 @@
 The clean run is the session twin's answer; the faulty run reads the same generated catalogues through
 a second twin whose STAC API and blob server sit behind seeded fault proxies (429, 503, connection
 resets, slow answers). Bad assets come from ``twin_bad_collections`` served by a third twin (its item
-ids may equal the good catalogue's). Expectations come from the twin's manifests, never from the code
-under test.
+ids may equal the good catalogue's): unusable files (truncated, CRS contradicting the item) must cost
+their item, never a retry, and every period holding a bad asset must equal direct reads of the files
+that remain. Expectations come from the twin's manifests and direct file reads, never from the code
+under test (apart from the greedy coverage rule, tested on its own with S2).
 """
 
 from __future__ import annotations
@@ -21,12 +23,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 import rasterio
-from materialise_helpers import BC, subscription_key
+from materialise_helpers import BC, blob_path, landsat_first_valid, sample_entry, subscription_key
+from test_sentinel1_twin import _expected_db
 from test_tile_index_twin import twin_refs
 
 from olmoearth_data.build import GDAL_OPTIONS
+from olmoearth_data.composite.coverage import select_covering
+from olmoearth_data.composite.read_errors import BadAssetError, is_transient
 from olmoearth_data.materialise.sample import materialise_sample
-from olmoearth_data.missing import SampleStatus
+from olmoearth_data.missing import MissingReason, SampleStatus
 from olmoearth_data.modalities import get_modality
 from olmoearth_data.results import SampleResult
 from olmoearth_data.stac.catalog import CatalogConfig, RetryPolicy
@@ -117,6 +122,7 @@ def test_thirty_percent_faults_give_the_clean_output(clean: SampleResult, faulty
     faulty, bad, _ = faulty_run
     injected = bad.fault_stats["blobs"].injected
     assert sum(injected.get(k, 0) for k in ("429", "503", "reset")) > 0, "no fault injected"
+    assert injected.get("reset", 0) > 0, "no dropped connection: the retries GDAL leaves to us went untested"
     assert faulty.status == clean.status == SampleStatus.COMPLETE
     for name in MODALITIES:
         a, b = clean.modalities[name], faulty.modalities[name]
@@ -166,26 +172,88 @@ def bad_run(twin_bad_collections: Catalog, twin_maps: Catalog, log_records, tmp_
         shutil.rmtree(root, ignore_errors=True)
 
 
+#: Bad-asset kinds whose file cannot be used (the item is skipped) and those that read fine (the pixels
+#: decide: nodata and NaN never win a pixel).
+UNUSABLE, READABLE = ("truncated", "wrong_crs"), ("all_nodata", "nan")
+MODALITY_OF = {"sentinel-1-rtc": "sentinel1", "landsat-c2-l2": "landsat_l2"}
+
+
 def test_bad_assets_skip_items_and_the_tile_completes(bad_run, twin_bad_collections: Catalog) -> None:
     result, records, _ = bad_run
     bad_items = twin_bad_collections.manifest()["bad_asset_items"]
+    items = {i["id"]: i for i in twin_bad_collections.items()}
     assert result.status == SampleStatus.COMPLETE
     messages = [r.getMessage() for r in records]
-    used = {
-        i for name in ("sentinel1", "landsat_l2") for ids in result.modalities[name].item_ids for i in ids
-    }
-    for entry in bad_items["truncated"]:  # unreadable: skipped, logged with its item id and unsigned href
-        hits = [m for m in messages if entry["item"] in m and "read failed" in m]
-        assert hits, f"no failure logged for truncated item {entry['item']}"
-        assert all("https://" in m and "sig=" not in m for m in hits)
-    for entry in bad_items["all_nodata"]:  # read fine, nothing valid: contributes no pixel
-        assert entry["item"] not in used
-    s1 = result.modalities["sentinel1"]
-    for bs in s1.arrays.values():
+    for kind in UNUSABLE:  # skipped at once, logged with the item id and the spoiled asset's unsigned href
+        for entry in bad_items[kind]:
+            hits = [m for m in messages if entry["item"] in m and "read failed" in m]
+            assert hits, f"no failure logged for {kind} item {entry['item']}"
+            spoiled = [items[entry["item"]]["assets"][a]["href"] for a in entry["assets"]]
+            assert all(any(h in m for h in spoiled) and "sig=" not in m for m in hits), hits
+            assert not any(entry["item"] in m and "retrying" in m for m in messages), "a bad file was retried"
+    used = {i for name in MODALITY_OF.values() for ids in result.modalities[name].item_ids for i in ids}
+    for kind in (*UNUSABLE, "all_nodata"):
+        for entry in bad_items[kind]:
+            assert entry["item"] not in used, f"{kind} item {entry['item']} contributed pixels"
+    for bs in result.modalities["sentinel1"].arrays.values():
         assert not np.isinf(bs).any()
-    assert s1.present.any()
-    landsat = result.modalities["landsat_l2"]
-    assert landsat.present.any(), "the wrong-CRS asset must not sink the whole modality"
+    assert result.modalities["sentinel1"].present.any()
+    assert result.modalities["landsat_l2"].present.all(), "the wrong-CRS item must not cost a month"
+
+
+def test_bad_asset_periods_equal_the_catalogue_without_the_unusable_files(
+    bad_run, twin_bad_collections: Catalog
+) -> None:
+    """Each period holding a bad asset equals direct reads of the items a clean catalogue without the
+    unusable files (truncated, wrong CRS) would composite: greedy coverage over what is left, first
+    valid in search order. So the wrong-CRS file's pixels (EPSG:4326 labels on UTM numbers) land nowhere,
+    and the next Landsat scene fills the month it would have taken."""
+    result, _, _ = bad_run
+    manifest = twin_bad_collections.manifest()
+    items = {i["id"]: i for i in twin_bad_collections.items()}
+    unusable = {e["item"] for kind in UNUSABLE for e in manifest["bad_asset_items"][kind]}
+    periods = sample_entry(manifest, BC)["periods"]
+    for kind, entries in manifest["bad_asset_items"].items():
+        for entry in entries:
+            collection, name = entry["collection"], MODALITY_OF[entry["collection"]]
+            t = next(t for t, p in enumerate(periods) if entry["item"] in p[collection])
+            left = [items[i] for i in periods[t][collection] if i not in unusable]
+            ids = [d["id"] for d in select_covering(left, tile=BC.tile)]
+            got = result.modalities[name]
+            if name == "sentinel1":
+                expected, data = _expected_db(twin_bad_collections, items, ids, 0), got.arrays["10m"][t]
+                np.testing.assert_array_equal(np.isnan(data), np.isnan(expected), err_msg=kind)
+                np.testing.assert_allclose(data, expected, rtol=0, atol=1e-4, err_msg=kind)
+                has_data = not np.isnan(expected).all()
+            else:
+                expected = landsat_first_valid(twin_bad_collections, items, ids, BC.tile)
+                data = got.arrays["20m"][t]
+                np.testing.assert_array_equal((data != 0).any(axis=0), (expected != 0).any(axis=0), kind)
+                assert np.abs(data.astype(np.int32) - expected).max() <= 1, kind
+                has_data = bool(expected.any())
+            assert got.present[t] == has_data, (kind, t)
+            assert got.item_ids[t] == [i for i in ids if i in got.item_ids[t]], (kind, t)
+            if kind in UNUSABLE and not ids:
+                assert got.reason[t] == MissingReason.READ_FAILED, (kind, t)
+            if kind == "wrong_crs":
+                assert ids and has_data, "fixture changed: no other Landsat scene in the wrong-CRS month"
+
+
+def test_network_failures_are_retried_and_bad_files_are_not(twin_bad_collections: Catalog) -> None:
+    """The classification behind the retries, on real GDAL errors: a refused connection is the
+    network's (retried), a truncated TIFF and a CRS contradicting its item are the file's (not)."""
+    (entry,) = twin_bad_collections.manifest()["bad_asset_items"]["truncated"]
+    item = next(i for i in twin_bad_collections.items() if i["id"] == entry["item"])
+    truncated = blob_path(twin_bad_collections, item["assets"][entry["assets"][0]]["href"])
+    failures = {}
+    with rasterio.Env(GDAL_HTTP_MAX_RETRY="0", GDAL_HTTP_TIMEOUT="2"):
+        for kind, url in (("refused", f"http://127.0.0.1:{_closed_port()}/x.tif"), ("truncated", truncated)):
+            with pytest.raises(rasterio.errors.RasterioError) as failed, rasterio.open(url) as ds:
+                ds.read()
+            failures[kind] = failed.value
+    assert is_transient(failures["refused"])
+    assert not is_transient(failures["truncated"])
+    assert not is_transient(BadAssetError("asset 'red' is in EPSG:4326 but the item declares EPSG:32610"))
 
 
 def test_no_secret_in_logs_or_outputs(bad_run, faulty_run, caplog) -> None:

@@ -91,6 +91,12 @@ def test_every_sample_array_shards_align_with_the_layout(corpus: tuple[Path, lis
     for name, arr in _walk(group):
         if arr.metadata.dimension_names and arr.metadata.dimension_names[0] == "sample" and arr.shards:
             assert arr.shards[0] == layout.samples_per_shard, name
+    # inner chunks: the measured default (all periods, 32/16/16 px at 10/20/40 m; 64 px static maps)
+    assert group["sentinel2_l2a/10m/data"].chunks == (1, 12, 4, 32, 32)
+    assert group["sentinel2_l2a/20m/data"].chunks == (1, 12, 6, 16, 16)
+    assert group["sentinel2_l2a/40m/data"].chunks == (1, 12, 2, 16, 16)
+    assert group["worldcover/10m/data"].chunks == (1, 1, 64, 64)
+    assert group["sentinel2_l2a/10m/data"].shards == (layout.samples_per_shard, 12, 4, 256, 256)
 
 
 def _walk(group: zarr.Group, prefix: str = ""):

@@ -109,10 +109,13 @@ def test_query_cloud_cover_lt(client, manifest, method) -> None:
     assert checked > 0, "the query must actually filter something out"
 
 
-def test_search_response_shape(client, manifest) -> None:
-    # Up to 2024: other tests may add the real 2025 PC item to the same twin.
+def test_search_response_shape(client, manifest, twin_catalog) -> None:
+    # Up to 2024 and over this catalogue's granules: other tests may add the real 2025 PC item and
+    # West Oakland's items (twin_oakland_s2) to the same twin.
+    corners = list(zip(*(i["bbox"] for i in twin_catalog.items()), strict=True))
+    bbox = [min(corners[0]), min(corners[1]), max(corners[2]), max(corners[3])]
     search = client.search(
-        collections=[COLLECTION], datetime="../2024-12-31T23:59:59Z", limit=2, method="POST"
+        collections=[COLLECTION], bbox=bbox, datetime="../2024-12-31T23:59:59Z", limit=2, method="POST"
     )
     page = next(search.pages_as_dicts())
     assert page["type"] == "FeatureCollection"

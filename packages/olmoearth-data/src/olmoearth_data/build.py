@@ -22,6 +22,7 @@ import zarr
 
 from olmoearth_data.cube.layout import CorpusLayout, consolidate, create_corpus, open_layout
 from olmoearth_data.cube.writer import write_samples
+from olmoearth_data.hosts import HostLeases
 from olmoearth_data.index import fragments_dir, write_index, write_shard_fragment
 from olmoearth_data.materialise.osm_raster import OsmInput
 from olmoearth_data.materialise.sample import materialise_sample
@@ -62,6 +63,21 @@ class BuildConfig:
     osm_dir: str | None = None
     #: the OSM input's lon/lat extent (west, south, east, north); None: the extraction's extent.json.
     osm_bbox: tuple[float, float, float, float] | None = None
+    #: cluster-wide limit on concurrent read phases toward one host (STAC API, SAS, blob host); each
+    #: phase sends its requests one at a time, so this bounds the requests in flight per host
+    #: (:mod:`olmoearth_data.hosts`).
+    max_requests_per_host: int = 8
+
+    def __post_init__(self) -> None:
+        if self.max_requests_per_host < 1:
+            raise ValueError(
+                f"max_requests_per_host must be ≥ 1 (got {self.max_requests_per_host}); "
+                "use e.g. --max-per-host 8"
+            )
+        if self.samples_per_shard < 1 or self.workers < 1:
+            raise ValueError(
+                f"samples_per_shard and workers must be ≥ 1 (got {self.samples_per_shard}, {self.workers})"
+            )
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -78,7 +94,12 @@ class BuildSummary:
 
 
 def build_shard(config: BuildConfig, shard: int) -> int:
-    """Materialise and write one whole shard; returns the number of samples written."""
+    """Materialise and write one whole shard; returns the number of samples written.
+
+    On a dask worker every (sample, modality) read phase holds a lease per host it contacts
+    (``config.max_requests_per_host``, :class:`~olmoearth_data.hosts.HostLeases`); called directly,
+    outside dask, it runs without leases.
+    """
     layout, meta = open_layout(config.corpus)
     specs = registry_from_dict(meta["modalities"])
     samples = read_sample_table(config.sample_table)
@@ -87,10 +108,13 @@ def build_shard(config: BuildConfig, shard: int) -> int:
     sign = config.catalog.signer()
     cache = SearchCache(config.cache_dir)
     osm = OsmInput.from_extraction(config.osm_dir, bbox=config.osm_bbox) if config.osm_dir else None
+    leases = HostLeases(catalog=config.catalog, max_per_host=config.max_requests_per_host)
     with rasterio.Env(**GDAL_OPTIONS):
         results = [
             materialise_sample(index=i, sample=samples[i], specs=specs, client=client,
-                               stac_url=config.catalog.stac_url, sign=sign, cache=cache, osm=osm)
+                               stac_url=config.catalog.stac_url, sign=sign, cache=cache, osm=osm,
+                               tile_indexes=config.catalog.tile_indexes, retry=config.catalog.retry,
+                               guard=leases.hold)
             for i in range(start, stop)
         ]  # fmt: skip
     # Before the shard (whose status is written last): a complete shard always has its fragment; a
@@ -121,7 +145,8 @@ def _check_same_samples(path: str, samples: Sequence[Sample]) -> None:
 def build_corpus(config: BuildConfig, *, progress: bool = False) -> BuildSummary:
     """Create (or resume) the corpus and build every pending shard on dask.distributed.
 
-    ``progress``: a shard progress bar on stderr and, when the scheduler serves one, its dashboard link.
+    ``progress``: a shard progress bar on stderr and the dask dashboard's link (the ``--scheduler``'s, or
+    the LocalCluster's, which serves one on a free loopback port only with ``progress``).
     """
     specs = modality_set(config.modalities)
     require_subscription_key(
@@ -154,8 +179,22 @@ def build_corpus(config: BuildConfig, *, progress: bool = False) -> BuildSummary
     )
 
 
+def local_cluster(*, workers: int, dashboard: bool):  # -> distributed.LocalCluster
+    """A LocalCluster of ``workers`` single-threaded worker processes, everything on loopback.
+
+    ``dashboard``: serve the bokeh dashboard on a free loopback port (its URL is the client's
+    ``dashboard_link``). Without it the scheduler still runs its HTTP server (``/health``), also on a
+    free loopback port — never the default 8787, which a second build on the machine would find taken.
+    """
+    from dask.distributed import LocalCluster
+
+    return LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
+                        dashboard_address="127.0.0.1:0", scheduler_kwargs={"dashboard": dashboard},
+                        silence_logs=logging.WARNING)  # fmt: skip
+
+
 def _run_on_dask(config: BuildConfig, shards: list[int], *, progress: bool) -> None:
-    from dask.distributed import Client, LocalCluster, as_completed
+    from dask.distributed import Client, as_completed
     from tqdm import tqdm
 
     # distributed sets its loggers to INFO on import; a build's own progress is what users want to see.
@@ -165,12 +204,10 @@ def _run_on_dask(config: BuildConfig, shards: list[int], *, progress: bool) -> N
         client = Client(config.scheduler)
         cluster = None
     else:
-        cluster = LocalCluster(n_workers=config.workers, threads_per_worker=1, processes=True,
-                               dashboard_address=None, silence_logs=logging.WARNING)  # fmt: skip
+        cluster = local_cluster(workers=config.workers, dashboard=progress)
         client = Client(cluster)
     try:
-        # A LocalCluster serves no dashboard (bokeh is not a dependency); a remote scheduler usually does.
-        if progress and client.dashboard_link and config.scheduler:
+        if progress and client.dashboard_link:
             print(f"dask dashboard: {client.dashboard_link}", file=sys.stderr, flush=True)
         futures = client.map(build_shard, [config] * len(shards), shards, pure=False)
         with tqdm(total=len(shards), desc="shards", unit="shard", disable=not progress) as bar:

@@ -36,17 +36,22 @@ def _cmd_modalities(args: argparse.Namespace) -> int:
 
 def _cmd_build(args: argparse.Namespace) -> int:
     from olmoearth_data.build import BuildConfig, build_corpus
+    from olmoearth_data.materialise.tile_export import open_osm_dir, tile_indexes_from_args
     from olmoearth_data.stac.catalog import CatalogConfig, RetryPolicy
 
+    if args.osm_dir:
+        open_osm_dir(args.osm_dir)  # a wrong folder fails here, not in every worker task
     catalog = CatalogConfig(
         stac_url=args.stac_url,
         sign="none" if args.no_sign else "planetary_computer",
         blob_endpoint=args.blob_endpoint,
         retry=RetryPolicy(attempts=args.retries, backoff_s=args.backoff_s),
+        tile_indexes=tile_indexes_from_args(args.tile_index),
     )
     config = BuildConfig(corpus=args.corpus, sample_table=args.samples, modalities=args.modalities,
                          samples_per_shard=args.samples_per_shard, cache_dir=args.cache_dir,
-                         workers=args.workers, scheduler=args.scheduler, catalog=catalog)  # fmt: skip
+                         workers=args.workers, scheduler=args.scheduler, catalog=catalog,
+                         max_requests_per_host=args.max_per_host, osm_dir=args.osm_dir)  # fmt: skip
     summary = build_corpus(config, progress=True)
     print(json.dumps(summary.__dict__, indent=2))
     return 0
@@ -91,7 +96,7 @@ def _cmd_sample(args: argparse.Namespace) -> int:
                              overpass_url=args.overpass_url)  # fmt: skip
     res = run_sampling(out=args.out, osm=osm, lonlats=args.lonlats, per_category=args.per_category,
                        seed=args.seed, naip_stac_url=args.naip_stac_url, progress=not args.quiet,
-                       dry_run=args.dry_run)  # fmt: skip
+                       dry_run=args.dry_run, dates_per_tile=args.dates_per_tile)  # fmt: skip
     if args.dry_run:
         print(format_estimate(estimate(n_samples=res.n_samples)))
     else:
@@ -116,6 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the serialised registry")
     p.set_defaults(func=_cmd_modalities)
 
+    from olmoearth_data.materialise.tile_export import TILE_INDEX_HELP, TILE_INDEX_METAVAR, parse_tile_index
     from olmoearth_data.sources import PLANETARY_COMPUTER_STAC_URL
 
     p = sub.add_parser("build", help="build (or resume) a corpus from a sample table")
@@ -125,12 +131,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--samples-per-shard", type=int, default=4)
     p.add_argument("--workers", type=int, default=2, help="LocalCluster worker processes")
     p.add_argument("--scheduler", default=None, help="dask scheduler address (default: a LocalCluster)")
+    p.add_argument("--max-per-host", type=int, default=8,
+                   help="cluster-wide concurrent reads toward one host (STAC API, blob storage)")  # fmt: skip
     p.add_argument("--stac-url", default=PLANETARY_COMPUTER_STAC_URL)
     p.add_argument("--blob-endpoint", default=None, help="Azurite-style endpoint replacing Azure blob hosts")
     p.add_argument("--no-sign", action="store_true", help="do not SAS-sign hrefs (non-PC catalogues)")
     p.add_argument("--cache-dir", default="data/cache", help="per-sample STAC search cache")
     p.add_argument("--retries", type=int, default=6)
     p.add_argument("--backoff-s", type=float, default=1.0)
+    p.add_argument("--osm-dir", default=None,
+                   help="extract_osm output folder for openstreetmap_raster (`sample --osm F --out "
+                        "S.parquet` leaves it in S.work); without it that modality is missing")  # fmt: skip
+    p.add_argument("--tile-index", action="append", type=parse_tile_index, metavar=TILE_INDEX_METAVAR,
+                   help=TILE_INDEX_HELP)  # fmt: skip
     p.set_defaults(func=_cmd_build)
 
     p = sub.add_parser("sample", help="OSM-stratified tile sample table (GeoParquet) with centre dates")
@@ -145,6 +158,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output sample table, e.g. data/samples.parquet")
     p.add_argument("--per-category", type=int, default=10_000, help="max tiles drawn per category")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--dates-per-tile", type=int, default=1,
+        help="samples per chosen tile, 1..5, in disjoint years; 1 = the reference rule (extension)",
+    )  # fmt: skip
     p.add_argument("--naip-stac-url", default=None, help="STAC API with a 'naip' collection (NAIP-date rule)")
     p.add_argument("--dry-run", action="store_true", help="print tiles/bytes/hours estimate; write no table")
     p.add_argument("--quiet", action="store_true", help="no progress bar")

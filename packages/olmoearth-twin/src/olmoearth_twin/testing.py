@@ -116,3 +116,23 @@ def twin_maps(twin: Twin, tmp_path_factory: pytest.TempPathFactory) -> Catalog:
     )
     twin.load_catalog(catalog)
     return catalog
+
+
+#: Samples of the second Sentinel-2 test catalogue: West Oakland, so that one CONUS tile has every
+#: modality of the default set (the S2 pair above is in British Columbia, outside CDL's coverage).
+OAKLAND_S2_TEST_SAMPLES = (DEFAULT_SAMPLES[8],)
+
+
+@pytest.fixture(scope="session")
+def twin_oakland_s2(twin: Twin, tmp_path_factory: pytest.TempPathFactory) -> Catalog:
+    """``sentinel-2-l2a`` over :data:`OAKLAND_S2_TEST_SAMPLES` (seed 0, 26 items of granule 10SEG,
+    ~5-10 s), loaded into the session ``twin`` beside :func:`twin_catalog` (only by tests that ask for
+    it). Far from the British Columbia pair: a search by tile, bbox or ids finds what it found before;
+    a search over the whole collection also sees these items."""
+    catalog = generate_sentinel2(
+        samples=OAKLAND_S2_TEST_SAMPLES,
+        seed=TEST_SEED,
+        cache_dir=tmp_path_factory.mktemp("twin-oakland-s2"),
+    )
+    twin.load_catalog(catalog)
+    return catalog

@@ -16,9 +16,17 @@ from dataclasses import dataclass
 import numpy as np
 import odc.stac
 import pystac
+import rasterio
 from odc.geo.geobox import GeoBox
 
 from olmoearth_data.composite.gdal_cache import clear_remote_cache
+from olmoearth_data.composite.read_errors import (
+    check_asset_crs,
+    error_text,
+    failing_hrefs,
+    gdal_retry_options,
+    is_transient,
+)
 from olmoearth_data.stac.catalog import RetryPolicy
 
 log = logging.getLogger(__name__)
@@ -70,12 +78,15 @@ def load_item(
 
     ``sign`` is applied to each href by odc-stac right before it opens the file, so no signed URL
     outlives the read. An asset the item lacks (an optional one: the source search dropped items
-    missing required assets) reads as all ``nodata``.
+    missing required assets) reads as all ``nodata``. Raises
+    :class:`~olmoearth_data.composite.read_errors.BadAssetError` when a file's CRS contradicts the
+    one its item declares (see :func:`~olmoearth_data.composite.read_errors.check_asset_crs`).
     """
     present = [a for a in assets if a in item.assets]
     out = np.full((len(assets), *geobox.shape), nodata, dtype=dtype)
     if not present:
         return out
+    check_asset_crs(item, assets=present, sign=sign)
     ds = odc.stac.load(
         [item],
         bands=present,
@@ -126,10 +137,12 @@ def first_valid(
     ``transform_item(item, data)`` adjusts one item's pixels before merging (e.g. Sentinel-2
     harmonisation). ``read_nodata`` is the files' own nodata when it differs from the output's
     ``nodata`` (Sentinel-1: −32768 in the files, NaN stored): reading with it keeps nodata out of
-    the resampling kernel, then those pixels become ``nodata``. An item whose read fails is read again
-    with ``retry``'s backoff (None: once) — GDAL retries HTTP status errors itself but not a connection
-    reset mid-transfer — and then skipped, logged with its *unsigned* href. Stops early once every
-    pixel is filled.
+    the resampling kernel, then those pixels become ``nodata``. An item whose read fails on the network
+    is read again with ``retry``'s backoff (None: once) — GDAL retries HTTP status errors itself, with
+    the same policy, but not a dropped connection — and then skipped; an item with a bad file (corrupt,
+    truncated, CRS contradicting its item) is skipped at once, not retried
+    (:mod:`~olmoearth_data.composite.read_errors`). Every skip is logged with the failing asset's
+    *unsigned* href. Stops early once every pixel is filled.
     """
     shape = (len(assets), *geobox.shape)
     out = np.full(shape, nodata, dtype=dtype)
@@ -161,20 +174,33 @@ def first_valid(
 def _load_with_retry(
     item: pystac.Item, *, sign: Callable[[str], str], retry: RetryPolicy | None, load_args: dict
 ) -> np.ndarray | None:
-    """:func:`load_item` retried by ``retry``'s delays; None (logged, unsigned href) when all tries fail."""
+    """:func:`load_item` retried by ``retry``'s delays while the failure is transient; None (logged,
+    unsigned href) when the file is bad or every try failed."""
     delays = retry.delays() if retry is not None else []
     hrefs = [item.assets[a].href for a in load_args["assets"] if a in item.assets]
     for attempt in range(len(delays) + 1):
         try:
-            return load_item(item, sign=sign, **load_args)
+            with rasterio.Env(**gdal_retry_options(retry)):
+                return load_item(item, sign=sign, **load_args)
         except Exception as exc:  # a bad asset must not sink the tile: retry, then skip the item, say which
-            if attempt < len(delays):
-                log.info("retrying item %s: read error (%s) for %s", item.id, _redact(str(exc)), hrefs[:1])
+            transient = is_transient(exc)
+            where = failing_hrefs(exc, hrefs)
+            if transient and attempt < len(delays):
+                log.info("retrying item %s: read error (%s) for %s", item.id, _redact(str(exc)), where)
                 time.sleep(delays[attempt])
                 clear_remote_cache()  # else GDAL may answer the retry from a cached "missing file"
                 continue
-            log.warning("skipping item %s: read failed (%s) for %s", item.id, _redact(str(exc)), hrefs[:1])
+            why = "" if transient else ", bad file: not retried"
+            log.warning(
+                "skipping item %s: read failed%s (%s) for %s", item.id, why, _redact(_last_line(exc)), where
+            )
+            return None
     return None
+
+
+def _last_line(exc: BaseException) -> str:
+    """The most specific message of ``exc``'s chain (GDAL's root cause, e.g. the TIFF error)."""
+    return error_text(exc).splitlines()[-1]
 
 
 def _redact(message: str) -> str:

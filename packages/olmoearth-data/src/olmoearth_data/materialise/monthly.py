@@ -63,38 +63,75 @@ def materialise_monthly(
     present = np.zeros(n_periods, dtype=bool)
     reason = np.full(n_periods, int(MissingReason.NO_ITEMS), dtype=np.uint8)
     used_ids: list[list[str]] = []
-    transform = ITEM_TRANSFORMS.get(spec.name)
     for t, period_items in enumerate(searched):
-        chosen = select_covering(period_items.items, tile=sample.tile)
-        items = [pystac.Item.from_dict(d, preserve_dict=True) for d in chosen]
-        used: list[str] = []
-        failed: set[str] = set()
-        for bs in spec.bandsets:
-            if not items:
-                break
-            merged = first_valid(
-                items,
-                assets=[source.asset_for(b) for b in bs.bands],
-                geobox=sample.tile.geobox(pixel_size_m=bs.pixel_size_m),
-                dtype=spec.dtype,
-                nodata=fill,
-                resampling=next(b.resampling.value for b in source.bands if b.band == bs.bands[0]),
-                sign=sign,
-                transform_item=transform,
-                read_nodata=source.read_nodata,
-                retry=retry,
+        # An item whose read failed (a bad file, or the network past the retries) counts as absent: the
+        # coverage is chosen again without it, so an item the first choice passed over fills its gap.
+        # Each round drops at least one item, so this ends; without failures it runs once.
+        skipped: set[str] = set()
+        while True:
+            chosen = select_covering(
+                [d for d in period_items.items if d["id"] not in skipped], tile=sample.tile
             )
-            post = COMPOSITE_TRANSFORMS.get(spec.name)
-            arrays[bs.name][t] = merged.data if post is None else post(merged.data)
-            used.extend(i for i in merged.used_item_ids if i not in used)
-            failed.update(merged.failed_item_ids)
+            items = [pystac.Item.from_dict(d, preserve_dict=True) for d in chosen]
+            used, failed = _composite_period(
+                arrays, t, items, sample=sample, spec=spec, source=source, sign=sign, retry=retry
+            )
+            if not failed:
+                break
+            skipped |= failed
+            again = select_covering(
+                [d for d in period_items.items if d["id"] not in skipped], tile=sample.tile
+            )
+            same = [d["id"] for d in again] == [i.id for i in items if i.id not in failed]
+            if same and not failed & set(used):
+                break  # this round's composite already is that of the items without the failed ones
         has_data = any(valid_mask(arrays[bs.name][t], nodata=fill).any() for bs in spec.bandsets)
         present[t] = has_data
         if has_data:
             reason[t] = MissingReason.PRESENT
-        elif items and failed >= {i.id for i in items}:
+        elif items and {i.id for i in items} <= skipped:
             reason[t] = MissingReason.READ_FAILED
         elif items:
             reason[t] = MissingReason.ALL_NODATA
         used_ids.append(used)
     return ModalityResult(arrays=arrays, present=present, reason=reason, item_ids=used_ids)
+
+
+def _composite_period(
+    arrays: dict[str, np.ndarray],
+    t: int,
+    items: list[pystac.Item],
+    *,
+    sample: Sample,
+    spec: ModalitySpec,
+    source: SourceSpec,
+    sign: Callable[[str], str],
+    retry: RetryPolicy | None,
+) -> tuple[list[str], set[str]]:
+    """Write period ``t``'s first-valid composite of ``items`` into every bandset of ``arrays``
+    (``[T, C, H, W]`` each, nodata where no item has data); returns the ids of the items used and the
+    ids of those whose read failed."""
+    fill = nodata_fill(spec)
+    used: list[str] = []
+    failed: set[str] = set()
+    for bs in spec.bandsets:
+        arrays[bs.name][t] = fill
+        if not items:
+            continue
+        merged = first_valid(
+            items,
+            assets=[source.asset_for(b) for b in bs.bands],
+            geobox=sample.tile.geobox(pixel_size_m=bs.pixel_size_m),
+            dtype=spec.dtype,
+            nodata=fill,
+            resampling=next(b.resampling.value for b in source.bands if b.band == bs.bands[0]),
+            sign=sign,
+            transform_item=ITEM_TRANSFORMS.get(spec.name),
+            read_nodata=source.read_nodata,
+            retry=retry,
+        )
+        post = COMPOSITE_TRANSFORMS.get(spec.name)
+        arrays[bs.name][t] = merged.data if post is None else post(merged.data)
+        used.extend(i for i in merged.used_item_ids if i not in used)
+        failed.update(merged.failed_item_ids)
+    return used, failed

@@ -8,6 +8,7 @@ passes no ``tile_indexes`` gets the tile-index modalities recorded absent with `
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable, Mapping, Sequence
 
@@ -58,6 +59,7 @@ def materialise_sample(
     osm: OsmInput | None = None,
     tile_indexes: Mapping[str, TileIndexRef] | None = None,
     retry: RetryPolicy | None = None,
+    guard: Callable[[ModalitySpec], contextlib.AbstractContextManager[object]] | None = None,
 ) -> SampleResult:
     """All modalities of ``sample`` (corpus row ``index``); dropped when no observation has data.
 
@@ -66,38 +68,42 @@ def materialise_sample(
     tile-index source's collection to its footprint index (``CatalogConfig.tile_indexes``; None or a
     source missing from it: that modality is ``NOT_BUILT``). ``retry`` is how a failed item read is
     retried before the item is skipped (``CatalogConfig.retry``; None: STAC item reads are not retried
-    and the tile-index reads use the default :class:`RetryPolicy`).
+    and the tile-index reads use the default :class:`RetryPolicy`). ``guard(spec)`` is entered around
+    each modality's materialisation (the build's per-host leases, :mod:`olmoearth_data.hosts`).
     """
     results: dict[str, ModalityResult] = {}
     for spec in specs:
-        source = get_source(spec.name)
-        if source.kind is SourceKind.STAC:
-            materialise = materialise_monthly if spec.is_multitemporal else materialise_static
-            results[spec.name] = materialise(
-                sample=sample,
-                spec=spec,
-                source=source,
-                client=client,
-                stac_url=stac_url,
-                sign=sign,
-                cache=cache,
-                retry=retry,
-            )
-        elif source.kind is SourceKind.OSM:
-            results[spec.name] = materialise_osm_raster(tile=sample.tile, spec=spec, osm=osm)
-        elif source.kind is SourceKind.TILE_INDEX and tile_indexes and source.collection in tile_indexes:
-            results[spec.name] = materialise_tile_index(
-                sample=sample,
-                spec=spec,
-                source=source,
-                ref=tile_indexes[source.collection],
-                retry=retry or RetryPolicy(),
-            )
-        else:
-            log.debug(
-                "%s: %s sources are not materialised yet; recorded NOT_BUILT", spec.name, source.kind.value
-            )
-            results[spec.name] = not_built(spec)
+        with guard(spec) if guard else contextlib.nullcontext():
+            source = get_source(spec.name)
+            if source.kind is SourceKind.STAC:
+                materialise = materialise_monthly if spec.is_multitemporal else materialise_static
+                results[spec.name] = materialise(
+                    sample=sample,
+                    spec=spec,
+                    source=source,
+                    client=client,
+                    stac_url=stac_url,
+                    sign=sign,
+                    cache=cache,
+                    retry=retry,
+                )
+            elif source.kind is SourceKind.OSM:
+                results[spec.name] = materialise_osm_raster(tile=sample.tile, spec=spec, osm=osm)
+            elif source.kind is SourceKind.TILE_INDEX and tile_indexes and source.collection in tile_indexes:
+                results[spec.name] = materialise_tile_index(
+                    sample=sample,
+                    spec=spec,
+                    source=source,
+                    ref=tile_indexes[source.collection],
+                    retry=retry or RetryPolicy(),
+                )
+            else:
+                log.debug(
+                    "%s: %s sources are not materialised yet; recorded NOT_BUILT",
+                    spec.name,
+                    source.kind.value,
+                )
+                results[spec.name] = not_built(spec)
     observed = any(results[s.name].any_present for s in specs if not s.is_map)
     if observed:
         return SampleResult(index, SampleStatus.COMPLETE, "", results)

@@ -28,6 +28,7 @@ from rasterio.warp import Resampling, reproject, transform_bounds
 
 from olmoearth_data.composite.first_valid import first_valid, valid_mask
 from olmoearth_data.composite.gdal_cache import clear_remote_cache
+from olmoearth_data.composite.read_errors import gdal_retry_options, is_transient
 from olmoearth_data.cube.layout import empty_arrays, nodata_fill
 from olmoearth_data.grid import Tile
 from olmoearth_data.missing import MissingReason
@@ -109,19 +110,29 @@ def materialise_tile_index(
 
 
 def _open_with_retry(href: str, *, retry: RetryPolicy) -> rasterio.DatasetReader | None:
-    """``rasterio.open(href)`` retried with ``retry``'s backoff; None (logged) when every try fails."""
+    """``rasterio.open(href)`` retried with ``retry``'s backoff while the failure is the network's; None
+    (logged) when the file is bad (not retried: it would fail the same way) or every try failed."""
     delays = retry.delays()
     for attempt in range(len(delays) + 1):
         try:
-            ds = rasterio.open(href)
-            ds.read(1, window=((0, 1), (0, 1)))  # touch the data: a truncated file fails here, not later
+            with rasterio.Env(**gdal_retry_options(retry)):
+                ds = rasterio.open(href)
+                try:
+                    ds.read(1, window=((0, 1), (0, 1)))  # touch the data: a truncated file fails here
+                except rasterio.errors.RasterioError:
+                    ds.close()
+                    raise
             return ds
         except rasterio.errors.RasterioError as exc:
-            if attempt < len(delays):
+            transient = is_transient(exc)
+            if transient and attempt < len(delays):
+                log.info("retrying %s: open failed (%s)", href.split("?")[0], str(exc).split("?")[0])
                 time.sleep(delays[attempt])
                 clear_remote_cache()  # else GDAL may answer the retry from a cached "missing file"
                 continue
-            log.warning("skipping %s: open failed (%s)", href.split("?")[0], str(exc).split("?")[0])
+            why = "" if transient else ", bad file: not retried"
+            log.warning("skipping %s: open failed%s (%s)", href.split("?")[0], why, str(exc).split("?")[0])
+            return None
     return None
 
 
@@ -152,13 +163,14 @@ def canopy_mosaic(
         top = g.f - np.floor((g.f - top - margin) / res[1]) * res[1]
         right = g.c + np.ceil((right + margin - g.c) / res[0]) * res[0]
         bottom = g.f - np.ceil((g.f - bottom + margin) / res[1]) * res[1]
-        mosaic, transform = rasterio.merge.merge(
-            [ds for _, ds in good],
-            bounds=(left, bottom, right, top),
-            res=res,
-            nodata=255,
-            method="first",
-        )
+        with rasterio.Env(**gdal_retry_options(retry)):  # the pixel reads retry like the opens
+            mosaic, transform = rasterio.merge.merge(
+                [ds for _, ds in good],
+                bounds=(left, bottom, right, top),
+                res=res,
+                nodata=255,
+                method="first",
+            )
     finally:
         for _, ds in good:
             ds.close()

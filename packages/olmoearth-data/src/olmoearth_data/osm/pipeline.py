@@ -4,6 +4,10 @@ Inputs (exactly one): an OSM file; a bbox fetched from an Overpass endpoint with
 ``.osm`` file first, then the same pass runs on it); or a JSON list of ``[lon, lat]`` points (the
 reference publishes its sample locations as ``lon_lats.json``; such tiles carry no categories and
 are not capped).
+
+``dates_per_tile`` (default 1, the reference rule) gives every chosen tile that many distinct centre
+dates with disjoint 12-period windows (:func:`~olmoearth_data.osm.sampling.centre_date_sets`, a
+deliberate extension): the table then holds ``dates_per_tile`` rows per tile, tile by tile.
 """
 
 from __future__ import annotations
@@ -19,8 +23,15 @@ import pyarrow.parquet as pq
 
 from olmoearth_data.osm.categories import RELEVANT_KEYS
 from olmoearth_data.osm.extract import OsmInputError, extract_osm
-from olmoearth_data.osm.sampling import DEFAULT_PER_CATEGORY, CategoryDraw, draw_tiles, point_tiles
-from olmoearth_data.osm.time import NaipDates, centre_dates
+from olmoearth_data.osm.sampling import (
+    DEFAULT_PER_CATEGORY,
+    MAX_DATES_PER_TILE,
+    CategoryDraw,
+    centre_date_sets,
+    draw_tiles,
+    point_tiles,
+)
+from olmoearth_data.osm.time import NaipDates
 from olmoearth_data.samples import Sample, write_sample_table
 
 #: Uncompressed bytes per sample of the corpus schema (12 periods): S2 8.8 MB, S1 1.6 MB, Landsat
@@ -105,17 +116,23 @@ def run_sampling(
     *, out: Path | str, osm: Path | str | None = None, lonlats: Path | str | None = None,
     per_category: int = DEFAULT_PER_CATEGORY, seed: int = 0, work_dir: Path | str | None = None,
     naip_stac_url: str | None = None, progress: bool = False, node_index: str | None = None,
-    dry_run: bool = False,
+    dry_run: bool = False, dates_per_tile: int = 1,
 ) -> SampleResult:  # fmt: skip
     """Write the sample table ``out`` (GeoParquet) and ``<out stem>_summary.csv``/``.json``.
 
     Exactly one of ``osm`` (an OSM file) or ``lonlats`` (a JSON list) must be given. ``work_dir``
     (default ``<out>.work``) keeps the extraction (points + per-tile raster features). ``dry_run``
     extracts and draws but writes no table (``n_samples`` is then what the table would hold).
+    ``dates_per_tile``: centre dates (rows) per chosen tile, 1..5 (see the module docstring).
     """
     out = Path(out)
     if (osm is None) == (lonlats is None):
         raise ValueError("give exactly one input: an OSM file or a lon/lat list")
+    if not 1 <= dates_per_tile <= MAX_DATES_PER_TILE:
+        raise ValueError(
+            f"dates per tile must be between 1 (the reference rule) and {MAX_DATES_PER_TILE} (disjoint "
+            f"360-day windows in the 8-year date range), got {dates_per_tile}"
+        )
     draws: list[CategoryDraw] = []
     if osm is not None:
         work = Path(work_dir) if work_dir else out.with_suffix(".work")
@@ -134,10 +151,11 @@ def run_sampling(
     if not chosen:
         raise OsmInputError(f"no tile was chosen from {osm or lonlats}: the input has no categorised feature")
     if dry_run:
-        return SampleResult(out, out.with_name(out.stem + "_summary.csv"), len(chosen), tuple(draws))
+        n = len(chosen) * dates_per_tile
+        return SampleResult(out, out.with_name(out.stem + "_summary.csv"), n, tuple(draws))
     naip = NaipDates(stac_url=naip_stac_url) if naip_stac_url else None
-    dates = centre_dates(tiles=list(chosen), seed=seed, naip=naip)
-    samples = [Sample(t, dates[t], cats) for t, cats in chosen.items()]
+    dates = centre_date_sets(tiles=list(chosen), k=dates_per_tile, seed=seed, naip=naip)
+    samples = [Sample(t, d, cats) for t, cats in chosen.items() for d in dates[t]]
     write_sample_table(out, samples=samples)
     summary = out.with_name(out.stem + "_summary.csv")
     with summary.open("w", newline="") as fh:

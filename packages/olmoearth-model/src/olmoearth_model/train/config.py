@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +26,33 @@ class OptimConfig:
 
 
 @dataclass
+class WandbConfig:
+    """Weights & Biases logging (rank 0 only); needs the ``olmoearth-model[tracking]`` extra."""
+
+    project: str = "olmoearth"
+    mode: str = "offline"  # "offline" (files under the run, sync later with `wandb sync`) or "online"
+    entity: str | None = None
+    name: str | None = None  # defaults to the run directory's name
+
+    def __post_init__(self) -> None:
+        if not self.project:
+            raise ValueError("metrics.wandb.project is empty; name a W&B project (e.g. olmoearth)")
+        if self.mode not in ("offline", "online"):
+            raise ValueError(f"metrics.wandb.mode={self.mode!r}; expected 'offline' or 'online'")
+
+
+@dataclass
+class MetricsConfig:
+    """Optional experiment trackers beside ``metrics.jsonl`` (which is always written)."""
+
+    tensorboard: bool = False  # event files under <run_dir>/tensorboard, same scalars as the JSONL
+    wandb: WandbConfig | None = None  # None: off; e.g. {project: olmoearth, mode: offline}
+
+
+PARALLEL_MODES = ("ddp", "fsdp2")
+
+
+@dataclass
 class TrainConfig:
     """One pre-training run."""
 
@@ -37,6 +65,7 @@ class TrainConfig:
     patch_loss: str = "modality_patch_discrimination"  # or "patch_discrimination" (ablation)
     ema_decay: float = 0.996  # only for target="ema"
     compile: bool = False  # torch.compile the objective (opt-in: the reference saw it degrade the loss)
+    parallel: str = "ddp"  # under torchrun: "ddp" (replicated weights) or "fsdp2" (sharded, for Large)
     max_steps: int = 300
     global_batch: int = 8
     microbatch: int = 8
@@ -52,6 +81,11 @@ class TrainConfig:
     resume: bool = True
     device: str = "auto"
     optim: OptimConfig = field(default_factory=OptimConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
+
+    def __post_init__(self) -> None:
+        if self.parallel not in PARALLEL_MODES:
+            raise ValueError(f"parallel={self.parallel!r}; expected one of {PARALLEL_MODES}")
 
     def to_dict(self) -> dict[str, Any]:
         return _plain(dataclasses.asdict(self))
@@ -70,7 +104,11 @@ class TrainConfig:
             node = doc
             *parents, leaf = key.split(".")
             for p in parents:
-                node = node.setdefault(p, {})
+                if node.get(p) is None:  # absent, or null in the YAML (e.g. metrics.wandb: null)
+                    node[p] = {}
+                if not isinstance(node[p], dict):
+                    raise ValueError(f"override {item!r}: {p!r} is a value, not a section with sub-keys")
+                node = node[p]
             node[leaf] = yaml.safe_load(raw)
         return from_dict(cls, doc)
 
@@ -85,6 +123,8 @@ def _plain(value: Any) -> Any:
 
 def from_dict(cls: type, doc: dict[str, Any]) -> Any:
     """Build dataclass ``cls`` from a dict, recursing into nested dataclasses; unknown keys are errors."""
+    if not isinstance(doc, dict):
+        raise ValueError(f"{cls.__name__} expects a mapping of keys to values, got {doc!r}")
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = set(doc) - names
@@ -93,10 +133,21 @@ def from_dict(cls: type, doc: dict[str, Any]) -> Any:
     kwargs = {}
     for name, value in doc.items():
         hint = hints[name]
-        if dataclasses.is_dataclass(hint):
+        optional = _optional_dataclass(hint)
+        if optional is not None:
+            kwargs[name] = None if value is None else from_dict(optional, value)
+        elif dataclasses.is_dataclass(hint):
             kwargs[name] = from_dict(hint, value or {})
         elif typing.get_origin(hint) is tuple:
             kwargs[name] = tuple(value)
         else:
             kwargs[name] = value
     return cls(**kwargs)
+
+
+def _optional_dataclass(hint: Any) -> type | None:
+    """``X`` when ``hint`` is ``X | None`` with ``X`` a dataclass, else None."""
+    if typing.get_origin(hint) not in (typing.Union, types.UnionType):
+        return None
+    args = [a for a in typing.get_args(hint) if a is not type(None)]
+    return args[0] if len(args) == 1 and dataclasses.is_dataclass(args[0]) else None

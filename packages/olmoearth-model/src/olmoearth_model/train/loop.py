@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import signal
@@ -11,17 +10,20 @@ from dataclasses import replace
 from pathlib import Path
 
 import torch
-from torch.nn.parallel import DistributedDataParallel
 
 from olmoearth_model.batch import Batch
-from olmoearth_model.budget import token_slots
 from olmoearth_model.data.dataset import BatchDataset, LoaderConfig, make_loader
 from olmoearth_model.data.reader import CorpusReader
 from olmoearth_model.losses import LossConfig
 from olmoearth_model.nn.latent_mim import LatentMIM
 from olmoearth_model.nn.sizes import ModelConfig, get_size
 from olmoearth_model.objective import latent_mim_objective
-from olmoearth_model.train.checkpoint import TrainState, load_checkpoint, save_checkpoint
+from olmoearth_model.train.checkpoint import (
+    TrainState,
+    full_model_state,
+    load_checkpoint,
+    save_checkpoint,
+)
 from olmoearth_model.train.config import TrainConfig
 from olmoearth_model.train.distributed import (
     DistEnv,
@@ -31,8 +33,11 @@ from olmoearth_model.train.distributed import (
     shutdown_distributed,
 )
 from olmoearth_model.train.export import export_release
+from olmoearth_model.train.metrics import model_flops_utilisation, open_metrics, step_record
 from olmoearth_model.train.monitor import probe_metrics
+from olmoearth_model.train.parallel import Parallel, clip_gradients, wrap_objective
 from olmoearth_model.train.schedule import learning_rate
+from olmoearth_model.train.tracking import Trackers, check_trackers
 
 log = logging.getLogger(__name__)
 
@@ -105,11 +110,14 @@ class _StopRequest:
 def train(config: TrainConfig) -> Path:
     """Train (or resume) until ``config.max_steps`` optimiser steps; works alone or under ``torchrun``.
 
-    Writes ``config.yaml``, ``metrics.jsonl`` (one JSON line per step, rank 0), ``checkpoint.pt`` every
-    ``checkpoint_every`` steps and on SIGTERM, and at the end ``model.pt`` and a release export.
+    Writes ``config.yaml``, ``metrics.jsonl`` (one JSON line per step, rank 0; also to TensorBoard/W&B
+    when ``config.metrics`` turns them on), ``checkpoint.pt`` every ``checkpoint_every`` steps and on
+    SIGTERM, and at the end ``model.pt`` and a release export. ``config.parallel`` picks DDP or FSDP2
+    when there is more than one process.
     """
     env = DistEnv.from_environment()
     device = pick_device(config.device, local_rank=env.local_rank)
+    check_trackers(config.metrics)
     init_distributed(env, device=device)
     run_dir = Path(config.run_dir)
     if env.is_main:
@@ -117,7 +125,16 @@ def train(config: TrainConfig) -> Path:
         config.save(run_dir / "config.yaml")
     model = build_model_for_corpus(config).to(device)
     model.train()
+    loss_config = LossConfig(contrastive=config.contrastive, patch_loss=config.patch_loss)
+    par = wrap_objective(
+        ObjectiveModule(model, loss_config=loss_config),
+        parallel=config.parallel,
+        env=env,
+        device=device,
+        compile=config.compile,
+    )
     opt_cfg = config.optim
+    # Built after wrapping: FSDP2 replaces the parameters with their DTensor shards.
     optimizer = torch.optim.AdamW(
         model.trainable_parameters(),
         lr=opt_cfg.lr,
@@ -126,17 +143,8 @@ def train(config: TrainConfig) -> Path:
         weight_decay=opt_cfg.weight_decay,
         fused=device.type == "cuda",
     )
-    state = (
-        load_checkpoint(run_dir, model=model, optimizer=optimizer, device=device) if config.resume else None
-    )
+    state = load_checkpoint(run_dir, model=model, optimizer=optimizer) if config.resume else None
     state = state or TrainState()
-    loss_config = LossConfig(contrastive=config.contrastive, patch_loss=config.patch_loss)
-    step_module: torch.nn.Module = ObjectiveModule(model, loss_config=loss_config)
-    if config.compile:
-        step_module = torch.compile(step_module)
-    if env.enabled:
-        # Map bandsets are decode-only, so their online patch embeddings never get a gradient.
-        step_module = DistributedDataParallel(step_module, find_unused_parameters=True)
     lcfg = loader_config(config)
     probe_ds = BatchDataset(replace(lcfg, num_workers=0), epoch=0)
     n_batches = probe_ds.num_batches()
@@ -147,9 +155,15 @@ def train(config: TrainConfig) -> Path:
     probe = probe_ds.batch(0).to(device)
     specs = probe_ds.reader.specs
     autocast = torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
-    metrics = _open_metrics(run_dir / "metrics.jsonl", keep_below=state.step) if env.is_main else None
+    metrics = open_metrics(run_dir / "metrics.jsonl", keep_below=state.step) if env.is_main else None
+    trackers = None
     stop = _StopRequest()
+    failed = True
     try:
+        if env.is_main:
+            trackers = Trackers(
+                config=config.metrics, run_dir=run_dir, run_config=config.to_dict(), start_step=state.step
+            )
         while state.step < config.max_steps:
             dataset = BatchDataset(
                 lcfg,
@@ -173,10 +187,8 @@ def train(config: TrainConfig) -> Path:
                 )
                 for group in optimizer.param_groups:
                     group["lr"] = lr
-                parts = _accumulate(step_module, batch, size=config.microbatch, autocast=autocast)
-                grad_norm = torch.nn.utils.clip_grad_norm_(
-                    model.trainable_parameters(), opt_cfg.max_grad_norm
-                )
+                parts = _accumulate(par, batch, size=config.microbatch, autocast=autocast)
+                grad_norm = clip_gradients(model.trainable_parameters(), max_norm=opt_cfg.max_grad_norm)
                 optimizer.step()
                 optimizer.zero_grad(set_to_none=True)
                 model.update_target()
@@ -185,144 +197,127 @@ def train(config: TrainConfig) -> Path:
                 state.next_batch += 1
                 if state.next_batch >= n_batches:
                     state.epoch, state.next_batch = state.epoch + 1, 0
-                divergence = rank_divergence(model.trainable_parameters(), env=env) if env.enabled else 0.0
                 elapsed = time.perf_counter() - step_start + data_wait
+                # Replicated weights only: FSDP2 ranks hold different shards by design.
+                divergence = None
+                if par.mode == "ddp":
+                    divergence = rank_divergence(model.trainable_parameters(), env=env)
+                elif par.mode == "single":
+                    divergence = 0.0
+                probe_due = (state.step - 1) % config.probe_every == 0 or state.step == config.max_steps
+                probed = {}
+                if probe_due and (par.sharded or env.is_main):  # a collective under FSDP2
+                    with autocast:
+                        probed = probe_metrics(objective=par.objective, model=model, probe=probe)
+                    par.reshard()
                 if metrics is not None:
-                    record = _record(
-                        state.step - 1,
-                        batch_epoch,
-                        parts,
-                        lr,
-                        float(grad_norm),
-                        batch,
-                        specs,
+                    record = step_record(
+                        step=state.step - 1,
+                        epoch=batch_epoch,
+                        parts=parts,
+                        lr=lr,
+                        grad_norm=grad_norm,
+                        batch=batch,
+                        specs=specs,
                         elapsed=elapsed,
                         data_wait=data_wait,
                         world_size=env.world_size,
                     )
-                    record["rank_divergence"] = divergence
-                    if (state.step - 1) % config.probe_every == 0 or state.step == config.max_steps:
-                        record.update(probe_metrics(model, probe, loss_config=loss_config))
+                    if divergence is not None:
+                        record["rank_divergence"] = divergence
+                    record.update(probed)
                     if device.type == "cuda":
                         record["mfu"] = model_flops_utilisation(
                             record, model=model, device=device, world_size=env.world_size
                         )
-                    if device.type == "cuda":
                         record["peak_mem_gb"] = torch.cuda.max_memory_allocated() / 2**30
                     metrics.write(json.dumps(record) + "\n")
                     metrics.flush()
+                    trackers.log(record)
                 stopping = any_rank(stop.requested, env=env, device=device)
                 due = stopping or state.step % config.checkpoint_every == 0 or state.step >= config.max_steps
-                if due and env.is_main:
+                if due:  # every rank: gathering FSDP2 shards is a collective
                     save_checkpoint(
-                        run_dir, model=model, optimizer=optimizer, state=state, config=config.to_dict()
+                        run_dir,
+                        model=model,
+                        optimizer=optimizer,
+                        state=state,
+                        config=config.to_dict(),
+                        is_main=env.is_main,
                     )
+                    if trackers is not None:
+                        trackers.flush()
                 if stopping:
                     log.warning(
                         "SIGTERM: checkpointed at step %d; rerun the same command to resume", state.step
                     )
+                    failed = False
                     return run_dir
                 if state.step >= config.max_steps:
                     break
                 wait_start = time.perf_counter()
+        weights = full_model_state(model)  # every rank: a collective under FSDP2
         if env.is_main:
+            plain = unsharded_model(model.config, weights)
             torch.save(
-                {"model": model.state_dict(), "step": state.step, "config": config.to_dict()},
+                {"model": plain.state_dict(), "step": state.step, "config": config.to_dict()},
                 run_dir / "model.pt",
             )
-            export_release(run_dir / "release", model=model, norm_stats=probe_ds.reader.norm_stats())
+            export_release(run_dir / "release", model=plain, norm_stats=probe_ds.reader.norm_stats())
+        failed = False
     finally:
         stop.restore()
         if metrics is not None:
             metrics.close()
+        if trackers is not None:
+            trackers.close(failed=failed)
         shutdown_distributed()
     return run_dir
 
 
 class ObjectiveModule(torch.nn.Module):
-    """One module whose forward is the whole objective, so DDP sees one forward per backward."""
+    """One module whose forward is the whole objective: DDP sees one forward per backward, and under
+    FSDP2 it is the root whose forward gathers every non-block weight the objective uses."""
 
     def __init__(self, model: LatentMIM, *, loss_config: LossConfig) -> None:
         super().__init__()
         self.model = model
         self.loss_config = loss_config
 
-    def forward(self, batch: Batch) -> dict[str, torch.Tensor]:
+    def forward(self, batch: Batch, *, probe: bool = False) -> dict[str, torch.Tensor]:
+        """fp32 scalars ``loss``, ``patch_a``, ``patch_b``, ``contrastive``; with ``probe`` also view
+        a's pooled ``[B, D]`` embeddings as ``pooled`` (one more encoder pass, for the collapse monitor)."""
         out = latent_mim_objective(model=self.model, batch=batch, config=self.loss_config)
-        return {
+        result = {
             "loss": out.loss,
             "patch_a": out.patch_a,
             "patch_b": out.patch_b,
             "contrastive": out.contrastive,
         }
+        if probe:
+            result["pooled"] = self.model.encoder(
+                data=batch.data, masks=batch.masks_a, timestamps=batch.timestamps, patch_size=batch.patch_size
+            ).pooled
+        return result
 
 
-def _accumulate(step_module: torch.nn.Module, batch: Batch, *, size: int, autocast) -> dict[str, float]:
-    """Forward/backward every microbatch, gradients averaged over them (DDP syncs on the last only)."""
+def _accumulate(par: Parallel, batch: Batch, *, size: int, autocast) -> dict[str, float]:
+    """Forward/backward every microbatch, gradients averaged over them (synced on the last only)."""
     micro = split_batch(batch, size=size)
     parts = {"loss": 0.0, "patch_a": 0.0, "patch_b": 0.0, "contrastive": 0.0}
-    is_ddp = isinstance(step_module, DistributedDataParallel)
     for i, mb in enumerate(micro):
-        sync = step_module.no_sync() if is_ddp and i < len(micro) - 1 else contextlib.nullcontext()
-        with sync:
+        with par.gradient_sync(i == len(micro) - 1):
             with autocast:
-                out = step_module(mb)
+                out = par.step_module(mb)
             (out["loss"] / len(micro)).backward()
         for k in parts:
             parts[k] += float(out[k].detach()) / len(micro)
     return parts
 
 
-def _record(step, epoch, parts, lr, grad_norm, batch, specs, *, elapsed, data_wait, world_size) -> dict:
-    h = batch.data[specs[0].name].shape[1] // batch.patch_size
-    t = batch.timestamps.shape[1]
-    samples = batch.batch_size * world_size
-    return {
-        "step": step,
-        "epoch": epoch,
-        **parts,
-        "lr": lr,
-        "grad_norm": grad_norm,
-        "patch_size": batch.patch_size,
-        "crop_tokens": h,
-        "timesteps": t,
-        "samples_per_s": samples / elapsed,
-        "tokens_per_s": samples * token_slots(h=h, timesteps=t, specs=specs) / elapsed,
-        "data_wait_share": data_wait / elapsed,
-    }
-
-
-def _open_metrics(path: Path, *, keep_below: int):
-    """Open ``metrics.jsonl`` for appending, keeping only rows of steps before ``keep_below`` (resume)."""
-    if keep_below > 0 and path.exists():
-        rows = [line for line in path.read_text().splitlines() if line.strip()]
-        kept = []
-        for line in rows:
-            try:
-                if json.loads(line)["step"] < keep_below:
-                    kept.append(line)
-            except json.JSONDecodeError:  # a line cut by a kill -9
-                break
-        path.write_text("".join(line + "\n" for line in kept))
-        return path.open("a")
-    return path.open("w")
-
-
-#: Dense bf16 peak FLOP/s per GPU, by device-name substring (for MFU).
-PEAK_BF16_FLOPS = {"H200": 989e12, "H100": 989e12, "A100": 312e12, "L40S": 362e12, "A10": 125e12}
-
-
-def model_flops_utilisation(
-    record: dict, *, model: LatentMIM, device: torch.device, world_size: int
-) -> float | None:
-    """Achieved / peak FLOP/s: 6·N FLOPs per token slot (N = trainable parameters), attention ignored.
-
-    A lower bound (only ~half the slots reach the encoder and half the decoder per view, two views run);
-    good for tracking, not for comparing with other models.
-    """
-    name = torch.cuda.get_device_name(device)
-    peak = next((v for k, v in PEAK_BF16_FLOPS.items() if k in name), None)
-    if peak is None:
-        return None
-    params = sum(p.numel() for p in model.trainable_parameters())
-    return 6 * params * record["tokens_per_s"] / world_size / peak
+def unsharded_model(model_config: ModelConfig, weights: dict[str, torch.Tensor]) -> LatentMIM:
+    """A plain CPU ``LatentMIM`` holding ``weights`` (a full state dict, e.g. gathered from FSDP2 shards)."""
+    with torch.device("meta"):  # no random init: every tensor is replaced below
+        plain = LatentMIM(config=model_config)
+    plain.load_state_dict({k: v.detach().cpu() for k, v in weights.items()}, strict=True, assign=True)
+    return plain

@@ -9,11 +9,9 @@ to collapse; Latent MIM Lite should not.
 from __future__ import annotations
 
 import torch
+from torch import nn
 
 from olmoearth_model.batch import Batch
-from olmoearth_model.losses import LossConfig
-from olmoearth_model.nn.latent_mim import LatentMIM
-from olmoearth_model.objective import latent_mim_objective
 
 
 def effective_rank(embeddings: torch.Tensor) -> float:
@@ -27,19 +25,27 @@ def effective_rank(embeddings: torch.Tensor) -> float:
     return float(torch.exp(-(p * p.log()).sum()))
 
 
+def collapse_stats(pooled: torch.Tensor) -> dict[str, float]:
+    """``probe_embedding_std`` (mean over dims of the std across samples) and ``probe_effective_rank``."""
+    pooled = pooled.float()
+    return {
+        "probe_embedding_std": float(pooled.std(dim=0).mean()),
+        "probe_effective_rank": effective_rank(pooled),
+    }
+
+
 @torch.no_grad()
-def probe_metrics(model: LatentMIM, probe: Batch, *, loss_config: LossConfig) -> dict[str, float]:
-    """Eval-mode (no DropPath) loss and collapse statistics of the probe batch, comparable across steps."""
+def probe_metrics(*, objective: nn.Module, model: nn.Module, probe: Batch) -> dict[str, float]:
+    """Eval-mode (no DropPath) loss and collapse statistics of the probe batch, comparable across steps.
+
+    ``objective`` is the trainer's objective module called with ``probe=True`` (it returns the loss
+    and view a's pooled ``[B, D]`` embeddings); ``model`` is the ``LatentMIM`` inside it. Under FSDP2
+    the objective is the sharded root, so every rank must call this together.
+    """
     was_training = model.training
     model.eval()
     try:
-        loss = float(latent_mim_objective(model=model, batch=probe, config=loss_config).loss)
-        pooled = model(data=probe.data, masks=probe.masks_a, timestamps=probe.timestamps,
-                       patch_size=probe.patch_size).pooled.float()  # fmt: skip
-        return {
-            "probe_loss": loss,
-            "probe_embedding_std": float(pooled.std(dim=0).mean()),
-            "probe_effective_rank": effective_rank(pooled),
-        }
+        out = objective(probe, probe=True)
+        return {"probe_loss": float(out["loss"]), **collapse_stats(out["pooled"])}
     finally:
         model.train(was_training)

@@ -10,11 +10,12 @@ blob (200), which RFC 9110 allows.
 
 from __future__ import annotations
 
+import contextlib
 import email.utils
 import mimetypes
 import re
 import threading
-from collections.abc import Container, Sequence
+from collections.abc import Container, Iterator, Sequence
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
@@ -65,12 +66,33 @@ def parse_range(*, header: str | None, size: int) -> tuple[int, int] | str | Non
 
 
 class BlobStats:
-    """Request counters (tests use them to see that reads were ranged and signed)."""
+    """Request counters (tests use them to see that reads were ranged and signed, and how many
+    requests were being served at once: ``max_in_flight`` is that high-water mark since the last
+    :meth:`reset_in_flight`)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self.by_status: dict[int, int] = {}
         self.range_requests = 0
+        self.in_flight = 0
+        self.max_in_flight = 0
+
+    @contextlib.contextmanager
+    def serving(self) -> Iterator[None]:
+        """Count one request as in flight for the block (from its headers parsed to its body sent)."""
+        with self._lock:
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            yield
+        finally:
+            with self._lock:
+                self.in_flight -= 1
+
+    def reset_in_flight(self) -> None:
+        """Restart the high-water mark from the requests in flight now."""
+        with self._lock:
+            self.max_in_flight = self.in_flight
 
     def record(self, *, status: int, ranged: bool) -> None:
         with self._lock:
@@ -92,10 +114,12 @@ def make_blob_handler(
 
     class BlobHandler(QuietHandler):
         def do_HEAD(self) -> None:  # noqa: N802 (http.server's naming)
-            self._serve(head_only=True)
+            with stats.serving():
+                self._serve(head_only=True)
 
         def do_GET(self) -> None:  # noqa: N802
-            self._serve(head_only=False)
+            with stats.serving():
+                self._serve(head_only=False)
 
         def _fail(self, status: int, code: str, message: str, head_only: bool) -> None:
             stats.record(status=status, ranged=False)

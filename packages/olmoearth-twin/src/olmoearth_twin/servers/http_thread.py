@@ -13,6 +13,10 @@ class QuietHandler(BaseHTTPRequestHandler):
 
     protocol_version = "HTTP/1.1"
     server_version = "olmoearth-twin"
+    # Headers and body go out in separate writes: with Nagle on, the body waits for the client's
+    # delayed ACK (~40 ms on Linux) on every keep-alive request. TCP_NODELAY: a COG open + small read
+    # 18.5 → 4.2 ms on loopback.
+    disable_nagle_algorithm = True
 
     def log_message(self, format: str, *args: object) -> None:
         return
