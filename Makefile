@@ -6,7 +6,7 @@ STAMP := $(VENV)/.setup-stamp
 SETUP_INPUTS := $(wildcard packages/*/pyproject.toml) requirements/constraints.txt scripts/setup.sh scripts/system-deps.sh
 PYTEST_ARGS ?=
 
-.PHONY: setup test lint bench bench-loader bench-corpus twin demo pretrain ablation-collapse dataset
+.PHONY: setup test lint bench bench-loader bench-corpus bench-chunking twin demo pretrain ablation-collapse dataset
 .DEFAULT_GOAL := help
 
 help:
@@ -19,7 +19,8 @@ help:
 	@echo "make dataset OSM=file.osm.pbf [SAMPLES_PER_CATEGORY=N DATES_PER_TILE=K WORKERS=N SCHEDULER=tcp://host:8786]"
 	@echo "            sample -> build -> stats from Planetary Computer (PC_SDK_SUBSCRIPTION_KEY from the env),"
 	@echo "            estimate printed first; CATALOG=twin does it offline (OSM default: West Oakland fixture)"
-	@echo "make bench-loader   loader samples/s vs raw zarr floor on the demo corpus (run make demo first)"
+	@echo "make bench-loader   loader samples/s per worker vs raw read floor, full default set (needs make demo)"
+	@echo "make bench-chunking random-crop read speed of inner chunk shapes (benchmarks/results/chunking_cpu.json)"
 	@echo "make bench-corpus   corpus build on the twin: samples/min, CPU s/sample, bytes/sample, peak worker RSS"
 	@echo "make twin    setup + serve the local Planetary Computer twin (STAC + SAS + blobs) until Ctrl-C"
 	@echo "make bench   setup + CPU training-step benchmark of Nano and Base (benchmarks/results/model_cpu.json)"
@@ -63,6 +64,9 @@ bench-loader: setup
 
 bench-corpus: setup
 	$(PY) benchmarks/bench_corpus.py
+
+bench-chunking: setup
+	$(PY) benchmarks/bench_chunking.py
 
 # `make dataset`: OSM → samples → corpus (+ index) → stats under $(DATASET_DIR), Planetary Computer by default.
 CATALOG ?= pc

@@ -29,6 +29,7 @@ from olmoearth_data.sources import get_source
 from olmoearth_data.stac.catalog import RetryPolicy
 from olmoearth_data.stac.tile_index import TileIndexRef
 from olmoearth_twin import Catalog, Twin
+from olmoearth_twin.full import tile_index_refs
 
 pytestmark = pytest.mark.twin
 
@@ -38,11 +39,7 @@ RETRY = RetryPolicy(attempts=3, backoff_s=0.01, timeout_s=10)
 
 def twin_refs(twin: Twin, catalog: Catalog) -> dict[str, TileIndexRef]:
     """The twin's tile indexes as ``CatalogConfig.tile_indexes`` entries."""
-    out = {}
-    for name, entry in catalog.manifest()["tile_indexes"].items():
-        base = f"{twin.assets_url}/{entry['account']}/{entry['container']}/"
-        out[name] = TileIndexRef(url=twin.tile_index_url(name), base=base)
-    return out
+    return tile_index_refs(twin=twin, maps=catalog)
 
 
 def _index_on_disk(catalog: Catalog, name: str) -> tuple[Path, list[dict[str, Any]]]:

@@ -33,7 +33,7 @@ from olmoearth_twin.blob_urls import parse_blob_url
 from olmoearth_twin.catalog import fixtures as fx
 from olmoearth_twin.catalog.cdl import cdl_items
 from olmoearth_twin.catalog.degree_layers import copdem_items, nasadem_items, worldcover_items
-from olmoearth_twin.catalog.landsat import generate_landsat_region
+from olmoearth_twin.catalog.landsat import generate_landsat_scene, group_scenes
 from olmoearth_twin.catalog.queryables import queryables_for
 from olmoearth_twin.catalog.regions import group_regions
 from olmoearth_twin.catalog.samples import Sample
@@ -62,10 +62,11 @@ def generate_collections(
         seed: seed of every random choice; same inputs → same bytes.
         cache_dir: cache folder; the result is ``<cache_dir>/collections-<hash>``.
         fixtures_dir: the shared fixtures folder (default: found automatically).
-        bad_assets: subset of :data:`BAD_ASSETS`, applied to the first region: ``nan`` (NaN block in
-            the first S1 item's VV), ``all_nodata`` (second S1 item all −32768), ``truncated`` (third
-            S1 item's VH COG cut to half its bytes), ``wrong_crs`` (first Landsat item's red COG written
-            in EPSG:4326 while the item says its UTM ``proj:epsg``). Listed in the manifest.
+        bad_assets: subset of :data:`BAD_ASSETS`, applied to the first region (Landsat: the first
+            scene): ``nan`` (NaN block in the first S1 item's VV), ``all_nodata`` (second S1 item all
+            −32768), ``truncated`` (third S1 item's VH COG cut to half its bytes), ``wrong_crs`` (the
+            red COG of the Landsat item a search for the first sample's first month lists first,
+            written in EPSG:4326 while the item says its UTM ``proj:epsg``). Listed in the manifest.
     """
     unknown = set(bad_assets) - set(BAD_ASSETS)
     if unknown:
@@ -141,13 +142,15 @@ def _build(*, out: Path, samples: tuple[Sample, ...], seed: int, fixtures: Path,
         items += got
         per["sentinel-1-rtc"]["items"] += entries
     ls_blobs, acc, con = blobs_for("landsat-c2-l2", "red")
-    for i, region in enumerate(regions):
-        got, entries = generate_landsat_region(
-            region=region,
+    # Per scene (path/row), not per region: regions sharing a scene share its items (PC ids are per
+    # scene and day, so per-region items would repeat ids where the regions' windows overlap).
+    for i, scene in enumerate(group_scenes(samples=samples)):
+        got, entries = generate_landsat_scene(
+            scene=scene,
             template=templates["landsat-c2-l2"],
             fixtures=fixtures,
             blobs=ls_blobs,
-            rng=rng("landsat", region.key),
+            rng=rng("landsat", scene.key),
             wrong_crs="wrong_crs" in bad and i == 0,
         )
         _absolute(got, acc, con)
@@ -229,13 +232,14 @@ def _build(*, out: Path, samples: tuple[Sample, ...], seed: int, fixtures: Path,
     (out / "manifest.json").write_text(json.dumps(manifest, indent=1))
 
 
-# Which item/assets each bad-asset kind spoils (the first region's items come first in ``per``); kept
-# beside the generators' choices in sentinel1.py/landsat.py so tests need not re-derive them.
-_BAD_WHERE = {
+# Which item/assets each bad-asset kind spoils (the first region's items come first in ``per``; None:
+# the entry the generator marked ``"bad_asset": <kind>``); kept beside the generators' choices in
+# sentinel1.py/landsat.py so tests need not re-derive them.
+_BAD_WHERE: dict[str, tuple[str, int | None, list[str]]] = {
     "nan": ("sentinel-1-rtc", 0, ["vv"]),
     "all_nodata": ("sentinel-1-rtc", 1, ["vh", "vv"]),
     "truncated": ("sentinel-1-rtc", 2, ["vh"]),
-    "wrong_crs": ("landsat-c2-l2", 0, ["red"]),
+    "wrong_crs": ("landsat-c2-l2", None, ["red"]),
 }
 
 
@@ -252,7 +256,10 @@ def _bad_locations(*, bad: set[str], per: dict[str, dict[str, Any]]) -> dict[str
     out = {}
     for kind in sorted(bad):
         collection, index, assets = _BAD_WHERE[kind]
-        item_id = per[collection]["items"][index]["id"]
+        entries = per[collection]["items"]
+        if index is None:
+            index = next(i for i, e in enumerate(entries) if e.get("bad_asset") == kind)
+        item_id = entries[index]["id"]
         out[kind] = [{"collection": collection, "item": item_id, "assets": assets}]
     return out
 

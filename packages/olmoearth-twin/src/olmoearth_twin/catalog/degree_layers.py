@@ -1,8 +1,9 @@
 """Static layers on lon/lat grids: ``esa-worldcover`` (3° tiles), ``nasadem`` and ``cop-dem-glo-30`` (1°).
 
 Items carry the real tile ids, footprints and asset hrefs of the tiles touching the samples; their COGs
-are crops around the samples (the region's lon/lat bounds + 256 m), on the product's own pixel grid, and
-the item/asset ``proj:shape``/``proj:transform`` describe that crop.
+are crops around the samples on the product's own pixel grid — the union of the lon/lat bounds (+ 256 m)
+of every region touching the tile, so regions sharing a tile share one item whose COG covers them all —
+and the item/asset ``proj:shape``/``proj:transform`` describe that crop.
 
 Pixels:
 * WorldCover: windows of the real tile ``raster/ESA_WorldCover_10m_2021_v200_N00E006_Map.tif`` (classes
@@ -32,6 +33,9 @@ from olmoearth_twin.catalog.regions import Region, geojson_polygon
 WORLDCOVER_FIXTURE = "raster/ESA_WorldCover_10m_2021_v200_N00E006_Map.tif"
 NASADEM_FIXTURE = "raster/Rome-30m-DEM.tif"
 COPDEM_FIXTURE = "raster/Copernicus_DSM_COG_10_N00_00_E006_00_DEM.tif"
+#: Largest WorldCover crop side (1/12000° px, 1°): a crop over far-apart samples of one 3° tile would
+#: need up to 36000² px (1.3 GB).
+MAX_WORLDCOVER_PX = 12000
 
 
 def _cells(*, bounds: tuple[float, float, float, float], size: int) -> list[tuple[int, int]]:
@@ -62,6 +66,20 @@ def _crop(
     return Affine(rx, 0.0, origin[0] + c0 * rx, 0.0, -ry, origin[1] - r0 * ry), r1 - r0, c1 - c0
 
 
+def _cell_bounds(
+    *, regions: list[Region], size: int
+) -> dict[tuple[int, int], tuple[float, float, float, float]]:
+    """Lower-left (lat, lon) of each ``size``° cell touching a region → union of those regions'
+    lon/lat bounds (west, south, east, north), cells in first-seen order."""
+    out: dict[tuple[int, int], tuple[float, float, float, float]] = {}
+    for region in regions:
+        bounds = region.lonlat_bounds()
+        for cell in _cells(bounds=bounds, size=size):
+            w, s, e, n = out.get(cell, bounds)
+            out[cell] = (min(w, bounds[0]), min(s, bounds[1]), max(e, bounds[2]), max(n, bounds[3]))
+    return out
+
+
 def _ns(lat: int, width: int = 2) -> str:
     return f"{'N' if lat >= 0 else 'S'}{abs(lat):0{width}d}"
 
@@ -75,43 +93,46 @@ def worldcover_items(
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """v200 (2021) and v100 (2020) items of the 3° tiles touching the regions, and manifest entries."""
     res = 1 / 12000
-    items, entries, done = [], [], set()
+    items, entries = [], []
     with rasterio.open(fixtures / WORLDCOVER_FIXTURE) as src:
-        for region in regions:
-            bounds = region.lonlat_bounds()
-            for lat, lon in _cells(bounds=bounds, size=3):
-                tile = f"{_ns(lat)}{_ew(lon)}"
-                limit = (lon, lat, lon + 3, lat + 3)
-                transform, h, w = _crop(bounds=bounds, origin=(lon, lat + 3), res=(res, res), limit=limit)
-                for version, year, pv in (("v200", 2021, "2.0.0"), ("v100", 2020, "1.0.0")):
-                    item_id = f"ESA_WorldCover_10m_{year}_{version}_{tile}"
-                    if item_id in done:
-                        continue  # two regions in one 3° tile share the item (first region's crop)
-                    done.add(item_id)
-                    r0, c0 = int(rng.integers(2000, 30000)), int(rng.integers(2000, 30000))
-                    data = src.read(1, window=Window(c0, r0, w, h))
-                    rel = f"{version}/{year}/map/{item_id}_Map.tif"
-                    write_cog(path=blobs / rel, data=data, epsg=4326, transform=transform, nodata=0)
-                    item = clone_item(
-                        template=template,
-                        item_id=item_id,
-                        geometry=geojson_polygon(box(*limit)),
-                        properties={
-                            "grid:code": f"ESAWORLDCOVER-{tile}",
-                            "esa_worldcover:product_tile": tile,
-                            "esa_worldcover:product_version": pv,
-                            "start_datetime": f"{year}-01-01T00:00:00Z",
-                            "end_datetime": f"{year}-12-31T23:59:59Z",
-                        },
-                        hrefs={},
-                        replace={"v200/2021/": f"{version}/{year}/", "_2021_v200_": f"_{year}_{version}_"},
-                    )
-                    item["assets"]["map"]["proj:shape"] = [h, w]
-                    item["assets"]["map"]["proj:transform"] = list(transform)[:6]
-                    items.append(item)
-                    entries.append(
-                        {"id": item_id, "product_version": pv, "cog_bounds_lonlat": _bounds(transform, h, w)}
-                    )
+        for (lat, lon), bounds in _cell_bounds(regions=regions, size=3).items():
+            tile = f"{_ns(lat)}{_ew(lon)}"
+            limit = (lon, lat, lon + 3, lat + 3)
+            transform, h, w = _crop(bounds=bounds, origin=(lon, lat + 3), res=(res, res), limit=limit)
+            if max(h, w) > MAX_WORLDCOVER_PX:
+                raise ValueError(
+                    f"the samples in WorldCover tile {tile} span {h}x{w} px at 1/12000° (at most "
+                    f"{MAX_WORLDCOVER_PX}); keep samples of one 3° tile within "
+                    f"{MAX_WORLDCOVER_PX / 12000:.0f}° of each other, or generate them in separate catalogues"
+                )
+            for version, year, pv in (("v200", 2021, "2.0.0"), ("v100", 2020, "1.0.0")):
+                item_id = f"ESA_WorldCover_10m_{year}_{version}_{tile}"
+                r0, c0 = int(rng.integers(2000, 30000)), int(rng.integers(2000, 30000))
+                # A crop wider than the usual few km still has to fit inside the 36000 px fixture.
+                r0, c0 = min(r0, src.height - h), min(c0, src.width - w)
+                data = src.read(1, window=Window(c0, r0, w, h))
+                rel = f"{version}/{year}/map/{item_id}_Map.tif"
+                write_cog(path=blobs / rel, data=data, epsg=4326, transform=transform, nodata=0)
+                item = clone_item(
+                    template=template,
+                    item_id=item_id,
+                    geometry=geojson_polygon(box(*limit)),
+                    properties={
+                        "grid:code": f"ESAWORLDCOVER-{tile}",
+                        "esa_worldcover:product_tile": tile,
+                        "esa_worldcover:product_version": pv,
+                        "start_datetime": f"{year}-01-01T00:00:00Z",
+                        "end_datetime": f"{year}-12-31T23:59:59Z",
+                    },
+                    hrefs={},
+                    replace={"v200/2021/": f"{version}/{year}/", "_2021_v200_": f"_{year}_{version}_"},
+                )
+                item["assets"]["map"]["proj:shape"] = [h, w]
+                item["assets"]["map"]["proj:transform"] = list(transform)[:6]
+                items.append(item)
+                entries.append(
+                    {"id": item_id, "product_version": pv, "cog_bounds_lonlat": _bounds(transform, h, w)}
+                )
     return items, entries
 
 
@@ -126,42 +147,34 @@ def nasadem_items(
     res = 1 / 3600
     with rasterio.open(fixtures / NASADEM_FIXTURE) as src:
         dem = src.read(1)
-    items, entries, done = [], [], set()
-    for region in regions:
-        bounds = region.lonlat_bounds()
-        for lat, lon in _cells(bounds=bounds, size=1):
-            item_id = f"NASADEM_HGT_{_ns(lat).lower()}{_ew(lon).lower()}"
-            if item_id in done:
-                continue
-            done.add(item_id)
-            half = res / 2
-            limit = (lon - half, lat - half, lon + 1 + half, lat + 1 + half)
-            transform, h, w = _crop(
-                bounds=bounds, origin=(lon - half, lat + 1 + half), res=(res, res), limit=limit
-            )
-            reps = (math.ceil(h / dem.shape[0]) + 1, math.ceil(w / dem.shape[1]) + 1)
-            tiled = np.block(
-                [
-                    [dem if (i + j) % 2 == 0 else dem[::-1, ::-1] for j in range(reps[1])]
-                    for i in range(reps[0])
-                ]
-            )
-            data = (tiled[:h, :w].astype(np.int32) + (abs(lat * 7 + lon * 13) % 200)).astype(np.int16)
-            rel = f"v001/{item_id}.tif"
-            write_cog(path=blobs / rel, data=data, epsg=4326, transform=transform, nodata=-32768)
-            item = clone_item(
-                template=template,
-                item_id=item_id,
-                geometry=geojson_polygon(box(*limit)),
-                properties={
-                    "proj:bbox": [float(v) for v in _bounds(transform, h, w)],
-                    "proj:shape": [h, w],
-                    "proj:transform": [*list(transform)[:6], 0.0, 0.0, 1.0],
-                },
-                hrefs={},
-            )
-            items.append(item)
-            entries.append({"id": item_id, "cog_bounds_lonlat": _bounds(transform, h, w)})
+    items, entries = [], []
+    for (lat, lon), bounds in _cell_bounds(regions=regions, size=1).items():
+        item_id = f"NASADEM_HGT_{_ns(lat).lower()}{_ew(lon).lower()}"
+        half = res / 2
+        limit = (lon - half, lat - half, lon + 1 + half, lat + 1 + half)
+        transform, h, w = _crop(
+            bounds=bounds, origin=(lon - half, lat + 1 + half), res=(res, res), limit=limit
+        )
+        reps = (math.ceil(h / dem.shape[0]) + 1, math.ceil(w / dem.shape[1]) + 1)
+        tiled = np.block(
+            [[dem if (i + j) % 2 == 0 else dem[::-1, ::-1] for j in range(reps[1])] for i in range(reps[0])]
+        )
+        data = (tiled[:h, :w].astype(np.int32) + (abs(lat * 7 + lon * 13) % 200)).astype(np.int16)
+        rel = f"v001/{item_id}.tif"
+        write_cog(path=blobs / rel, data=data, epsg=4326, transform=transform, nodata=-32768)
+        item = clone_item(
+            template=template,
+            item_id=item_id,
+            geometry=geojson_polygon(box(*limit)),
+            properties={
+                "proj:bbox": [float(v) for v in _bounds(transform, h, w)],
+                "proj:shape": [h, w],
+                "proj:transform": [*list(transform)[:6], 0.0, 0.0, 1.0],
+            },
+            hrefs={},
+        )
+        items.append(item)
+        entries.append({"id": item_id, "cog_bounds_lonlat": _bounds(transform, h, w)})
     return items, entries
 
 
@@ -175,32 +188,28 @@ def copdem_items(
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Copernicus DEM GLO-30 items (1° cells, float32) touching the regions, and manifest entries."""
     ry = 1 / 3600
-    items, entries, done = [], [], set()
+    items, entries = [], []
     with rasterio.open(fixtures / COPDEM_FIXTURE) as src:
-        for region in regions:
-            bounds = region.lonlat_bounds()
-            for lat, lon in _cells(bounds=bounds, size=1):
-                name = f"{_ns(lat)}_00_{_ew(lon)}_00"
-                item_id = f"Copernicus_DSM_COG_10_{name}_DEM"
-                if item_id in done:
-                    continue
-                done.add(item_id)
-                rx = _lon_spacing(lat) / 3600
-                origin = (lon - rx / 2, lat + 1 + ry / 2)
-                limit = (lon - rx / 2, lat - ry / 2, lon + 1 - rx / 2, lat + 1 - ry / 2)
-                transform, h, w = _crop(bounds=bounds, origin=origin, res=(rx, ry), limit=limit)
-                r0, c0 = int(rng.integers(0, 3600 - h)), int(rng.integers(0, 3600 - w))
-                data = src.read(1, window=Window(c0, r0, w, h)).astype(np.float32)
-                rel = f"COP30_hh/{item_id}.tif"
-                write_cog(path=blobs / rel, data=data, epsg=4326, transform=transform, nodata=None)
-                item = clone_item(
-                    template=template,
-                    item_id=item_id,
-                    geometry=geojson_polygon(box(*limit)),
-                    properties={"proj:shape": [h, w], "proj:transform": list(transform)[:6]},
-                    hrefs={},
-                    replace={"S90_00_W180_00": name},
-                )
-                items.append(item)
-                entries.append({"id": item_id, "cog_bounds_lonlat": _bounds(transform, h, w)})
+        for (lat, lon), bounds in _cell_bounds(regions=regions, size=1).items():
+            name = f"{_ns(lat)}_00_{_ew(lon)}_00"
+            item_id = f"Copernicus_DSM_COG_10_{name}_DEM"
+            rx = _lon_spacing(lat) / 3600
+            origin = (lon - rx / 2, lat + 1 + ry / 2)
+            limit = (lon - rx / 2, lat - ry / 2, lon + 1 - rx / 2, lat + 1 - ry / 2)
+            transform, h, w = _crop(bounds=bounds, origin=origin, res=(rx, ry), limit=limit)
+            # max(1, …): a crop spanning the whole 1° cell (far-apart samples) reads the whole fixture.
+            r0, c0 = int(rng.integers(0, max(1, 3600 - h))), int(rng.integers(0, max(1, 3600 - w)))
+            data = src.read(1, window=Window(c0, r0, w, h)).astype(np.float32)
+            rel = f"COP30_hh/{item_id}.tif"
+            write_cog(path=blobs / rel, data=data, epsg=4326, transform=transform, nodata=None)
+            item = clone_item(
+                template=template,
+                item_id=item_id,
+                geometry=geojson_polygon(box(*limit)),
+                properties={"proj:shape": [h, w], "proj:transform": list(transform)[:6]},
+                hrefs={},
+                replace={"S90_00_W180_00": name},
+            )
+            items.append(item)
+            entries.append({"id": item_id, "cog_bounds_lonlat": _bounds(transform, h, w)})
     return items, entries
