@@ -53,6 +53,8 @@ def test_new_keys_round_trip_and_override(tmp_path: Path) -> None:
         ("metrics.wandb.team=x", r"unknown WandbConfig key\(s\) \['team'\]"),
         ("metrics.tensorboard.dir=x", r"'tensorboard' is a value, not a section"),
         ("metrics=3", r"MetricsConfig expects a mapping"),
+        ("log_every=0", r"log_every=0; must be ≥ 1"),
+        ("checkpoint_every=-5", r"checkpoint_every=-5; must be ≥ 1"),
     ],
 )
 def test_bad_values_are_clear_errors(override: str, message: str, tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ built on the ``meta`` device: counting needs shapes, not weights, so even Large 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
@@ -81,7 +82,8 @@ def _train(args: argparse.Namespace) -> int:
 
     config = TrainConfig.load(args.config, overrides=args.overrides)
     run_dir = train(config)
-    print(f"run written to {run_dir} (config.yaml, metrics.jsonl, model.pt)")
+    if int(os.environ.get("RANK", "0")) == 0:  # under torchrun every rank returns here
+        print(f"run written to {run_dir} (config.yaml, metrics.jsonl, model.pt)")
     return 0
 
 

@@ -86,6 +86,9 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.parallel not in PARALLEL_MODES:
             raise ValueError(f"parallel={self.parallel!r}; expected one of {PARALLEL_MODES}")
+        for key in ("log_every", "probe_every", "checkpoint_every", "max_steps"):
+            if int(getattr(self, key)) < 1:
+                raise ValueError(f"{key}={getattr(self, key)!r}; must be ≥ 1 (steps)")
 
     def to_dict(self) -> dict[str, Any]:
         return _plain(dataclasses.asdict(self))

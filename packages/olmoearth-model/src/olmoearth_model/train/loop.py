@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import signal
+import sys
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -33,7 +34,7 @@ from olmoearth_model.train.distributed import (
     shutdown_distributed,
 )
 from olmoearth_model.train.export import export_release
-from olmoearth_model.train.metrics import model_flops_utilisation, open_metrics, step_record
+from olmoearth_model.train.metrics import console_line, model_flops_utilisation, open_metrics, step_record
 from olmoearth_model.train.monitor import probe_metrics
 from olmoearth_model.train.parallel import Parallel, clip_gradients, wrap_objective
 from olmoearth_model.train.schedule import learning_rate
@@ -234,6 +235,8 @@ def train(config: TrainConfig) -> Path:
                     metrics.write(json.dumps(record) + "\n")
                     metrics.flush()
                     trackers.log(record)
+                    if (state.step - 1) % config.log_every == 0 or state.step >= config.max_steps:
+                        print(console_line(record), file=sys.stderr, flush=True)
                 stopping = any_rank(stop.requested, env=env, device=device)
                 due = stopping or state.step % config.checkpoint_every == 0 or state.step >= config.max_steps
                 if due:  # every rank: gathering FSDP2 shards is a collective

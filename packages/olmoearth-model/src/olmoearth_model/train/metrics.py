@@ -82,3 +82,15 @@ def model_flops_utilisation(
         return None
     params = sum(p.numel() for p in model.trainable_parameters())  # global counts, sharded or not
     return 6 * params * record["tokens_per_s"] / world_size / peak
+
+
+def console_line(record: dict) -> str:
+    """One human-readable line of a step record (the console view of ``metrics.jsonl``)."""
+    line = (
+        f"step {record['step']:>6d}  loss {record['loss']:.4f}  lr {record['lr']:.2e}  "
+        f"grad {record['grad_norm']:.3f}  {record['samples_per_s']:.1f} samples/s  "
+        f"data wait {100 * record['data_wait_share']:.0f}%"
+    )
+    if "probe_loss" in record:
+        line += f"  probe {record['probe_loss']:.4f}"
+    return line
