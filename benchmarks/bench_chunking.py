@@ -26,7 +26,6 @@ import os
 import platform
 import resource
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -42,6 +41,7 @@ from olmoearth_model.data.sampling import batch_rng, epoch_order, plan_batch, pl
 from olmoearth_model.data.shards import ShardedArray
 
 sys.path.insert(0, str(Path(__file__).parent))
+from provenance import cpu_name, git_commit
 from realistic_corpus import realistic_results
 
 DEFAULT_OUT = Path(__file__).parent / "results" / "chunking_cpu.json"
@@ -278,8 +278,8 @@ def main() -> int:
     result = {
         "benchmark": "inner chunk shape vs random-crop reads of the training sampler (default modality set)",
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "git_commit": _git_commit(),
-        "machine": {"platform": platform.platform(), "processor": _cpu_name(), "cpus": os.cpu_count(),
+        "git_commit": git_commit(),
+        "machine": {"platform": platform.platform(), "processor": cpu_name(), "cpus": os.cpu_count(),
                     "load_avg_start": [round(x, 2) for x in load_start],
                     "load_avg_end": [round(x, 2) for x in os.getloadavg()]},
         "versions": {"python": platform.python_version(), "zarr": zarr.__version__, "numpy": np.__version__},
@@ -307,22 +307,6 @@ def main() -> int:
     _print_table(summaries)
     print(json.dumps(result["per_sample"], indent=2))
     return 0
-
-
-def _git_commit() -> str:
-    head = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
-    dirty = subprocess.run(["git", "status", "--porcelain"], capture_output=True, text=True).stdout.strip()
-    return head + (" (with uncommitted changes)" if dirty else "")
-
-
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
 
 
 def _print_table(rows: list[dict]) -> None:

@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import zarr
+from provenance import cpu_name, git_commit
 
 from olmoearth_model.data.dataset import BatchDataset, LoaderConfig
 from olmoearth_model.data.reader import CorpusReader
@@ -119,10 +120,10 @@ def main() -> int:
         "benchmark": "loader samples/s per worker (crop, 10 m grid, normalise, 2 views) vs raw reads of "
         "the same boxes",
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "git_commit": _git_commit(),
+        "git_commit": git_commit(),
         "machine": {
             "platform": platform.platform(),
-            "processor": _cpu_name(),
+            "processor": cpu_name(),
             "cpus": os.cpu_count(),
             "load_avg_start": [round(x, 2) for x in load_start],
             "load_avg_end": [round(x, 2) for x in os.getloadavg()],
@@ -161,22 +162,6 @@ def main() -> int:
     args.out.write_text(json.dumps(result, indent=2))
     print(json.dumps(result, indent=2))
     return 0
-
-
-def _git_commit() -> str:
-    head = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
-    dirty = subprocess.run(["git", "status", "--porcelain"], capture_output=True, text=True).stdout.strip()
-    return head + (" (with uncommitted changes)" if dirty else "")
-
-
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
 
 
 if __name__ == "__main__":
