@@ -70,7 +70,7 @@ bench-chunking: setup
 
 # `make dataset`: OSM → samples → corpus (+ index) → stats under $(DATASET_DIR), Planetary Computer by default.
 CATALOG ?= pc
-OSM ?= $(if $(filter twin,$(CATALOG)),../shared/fixtures/osm/West-Oakland.osm.bz2,)
+OSM ?= $(if $(filter twin,$(CATALOG)),packages/olmoearth-twin/src/olmoearth_twin/fixtures/osm/West-Oakland.osm.bz2,)
 SAMPLES_PER_CATEGORY ?= $(if $(filter twin,$(CATALOG)),1,10000)
 DATES_PER_TILE ?= 1
 WORKERS ?= 2

@@ -41,9 +41,6 @@ import time
 from pathlib import Path
 
 DEFAULT_OUT = Path(__file__).parent / "results" / "corpus_cpu.json"
-OAKLAND_OSM = (
-    Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / "osm" / "West-Oakland.osm.bz2"
-)
 GOAL_PEAK_GB = 2.0
 
 
@@ -118,6 +115,7 @@ def main() -> int:
     from olmoearth_twin import Twin, generate_maps, generate_sentinel2
     from olmoearth_twin.catalog.collections import generate_collections
     from olmoearth_twin.catalog.samples import default_samples
+    from olmoearth_twin.fixtures import fixture_path
 
     load_before = os.getloadavg()
     rows = default_samples(n_tiles=args.tiles)
@@ -131,7 +129,7 @@ def main() -> int:
     os.chmod(root, 0o755)  # as root, PostgreSQL runs as an unprivileged user
     work = Path(tempfile.mkdtemp(prefix="olmoearth-bench-corpus-"))
     try:
-        extract_osm(path=OAKLAND_OSM, out_dir=work / "osm")
+        extract_osm(path=fixture_path("osm/West-Oakland.osm.bz2"), out_dir=work / "osm")
         write_sample_table(work / "samples.parquet", samples=[Sample(r.tile, r.centre) for r in rows])
         with Twin(root=root, catalog=catalogues) as twin, twin.environment():
             os.environ.setdefault("PC_SDK_SUBSCRIPTION_KEY", "bench-key")  # the SAS stand-in takes any key

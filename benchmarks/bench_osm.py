@@ -34,7 +34,6 @@ import osmium
 import osmium.version
 
 ROOT = Path(__file__).resolve().parent.parent
-FIXTURE = Path("/work/shared/fixtures/osm/test.osm.pbf")
 DEFAULT_OUT = ROOT / "benchmarks" / "results" / "osm_extract.json"
 DEFAULT_CACHE = ROOT / "build" / "bench_osm"
 PLANET_ELEMENTS = 10_000_000_000
@@ -60,10 +59,18 @@ def _git_commit() -> str | None:
         return None
 
 
+def _fixture() -> Path:
+    """The Kotka PBF packaged with olmoearth_twin (imported here, not at the top: the ``--child`` run
+    re-imports this file and must not carry the twin's imports in its peak RSS)."""
+    from olmoearth_twin.fixtures import fixture_path
+
+    return fixture_path("osm/test.osm.pbf")
+
+
 def _load_fixture() -> tuple[list, list, list]:
     """Fixture as tuples: nodes (id, lon, lat, tags), ways (id, refs, tags), relations (id, members, tags)."""
     nodes, ways, rels = [], [], []
-    for o in osmium.FileProcessor(str(FIXTURE)):
+    for o in osmium.FileProcessor(str(_fixture())):
         tags = {t.k: t.v for t in o.tags}
         if o.is_node():
             nodes.append((o.id, o.location.lon, o.location.lat, tags))
@@ -80,7 +87,7 @@ def synthesise(*, target_mb: float, cache_dir: Path) -> tuple[Path, int]:
     nodes, ways, rels = _load_fixture()
     per_copy = len(nodes) + len(ways) + len(rels)
     # A copy encodes to ~0.7× the fixture (no user/version metadata); aim a little above the target.
-    copies = max(1, math.ceil(target_mb * 1e6 / (0.65 * FIXTURE.stat().st_size)))
+    copies = max(1, math.ceil(target_mb * 1e6 / (0.65 * _fixture().stat().st_size)))
     path = cache_dir / f"synthetic_{copies}x.osm.pbf"
     if path.exists():
         return path, copies * per_copy
@@ -168,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
             "path": str(pbf.relative_to(ROOT)) if pbf.is_relative_to(ROOT) else str(pbf),
             "bytes": pbf.stat().st_size,
             "elements": n_elements,
-            "synthesis": f"{pbf.name.split('_')[1].split('x')[0]} translated copies of {FIXTURE.name}",
+            "synthesis": f"{pbf.name.split('_')[1].split('x')[0]} translated copies of {_fixture().name}",
             "synthesis_seconds": round(synth_s, 1),
         },
         "node_index": "sparse_file_array (on disk)",

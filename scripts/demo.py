@@ -30,10 +30,11 @@ from olmoearth_model.train.config import TrainConfig
 from olmoearth_model.train.loop import pick_device, train
 from olmoearth_model.train.plot import plot_run, read_metrics
 from olmoearth_twin import DEFAULT_SAMPLES
+from olmoearth_twin.fixtures import fixture_path
 from olmoearth_twin.full import serve_full_twin
 
 #: The West Oakland OSM fixture: its tile is the demo's CONUS sample (CDL) and the OSM raster's input.
-OAKLAND_OSM = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "osm" / "West-Oakland.osm.bz2"
+OAKLAND_OSM = fixture_path("osm/West-Oakland.osm.bz2")
 OAKLAND = DEFAULT_SAMPLES[8]
 MAX_TILES = 8
 

@@ -1,4 +1,8 @@
-"""Shared test configuration: paths to the reference material beside the repository."""
+"""Test configuration shared by every folder: the session twin and the Sentinel-2 corpus built on it.
+
+Reference fixtures (recorded STAC JSON, rasters, OSM extracts) ship inside ``olmoearth_twin``; tests
+find them with :func:`olmoearth_twin.fixtures.fixture_path`.
+"""
 
 from __future__ import annotations
 
@@ -8,16 +12,6 @@ import pytest
 
 # One Planetary Computer twin per session, shared by every test folder (tests/twin, tests/pipeline, …).
 pytest_plugins = ["olmoearth_twin.testing"]
-
-REPO_ROOT = Path(__file__).resolve().parents[1]
-SHARED = REPO_ROOT.parent / "shared"
-
-
-@pytest.fixture(scope="session")
-def shared_dir() -> Path:
-    if not SHARED.is_dir():
-        pytest.fail(f"reference material not found at {SHARED} (expected ../shared beside the repository)")
-    return SHARED
 
 
 @pytest.fixture(scope="session")

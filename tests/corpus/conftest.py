@@ -1,6 +1,5 @@
 """Fixtures of the corpus tests: ``osm_corpus``, the issue-scale corpus built once per session (how:
-:mod:`osm_corpus_build`, a uniquely named module so test files import it without the ``conftest``
-name clash between test folders)."""
+:mod:`tests.corpus.osm_corpus_build`, which test files import too)."""
 
 from __future__ import annotations
 
@@ -11,13 +10,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from osm_corpus_build import KOTKA_OSM, OsmCorpus, build_osm_corpus
+
+from .osm_corpus_build import OsmCorpus, build_osm_corpus
 
 
 @pytest.fixture(scope="session")
 def osm_corpus() -> Iterator[OsmCorpus]:
-    if not KOTKA_OSM.is_file():
-        pytest.fail(f"OSM fixture not found at {KOTKA_OSM} (expected ../shared beside the repository)")
     # Not pytest's tmp dir: as root, the twin's PostgreSQL runs unprivileged and cannot enter 0700 dirs.
     work = Path(tempfile.mkdtemp(prefix="olmoearth-osm-corpus-"))
     os.chmod(work, 0o755)

@@ -28,10 +28,11 @@ from olmoearth_data.modalities import modality_set
 from olmoearth_data.results import SampleResult
 from olmoearth_data.samples import Sample, read_sample_table
 from olmoearth_data.stats import compute_norm_stats
+from olmoearth_twin.fixtures import fixture_path
 from olmoearth_twin.full import FullCatalogs, serve_full_twin
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-KOTKA_OSM = REPO_ROOT.parent / "shared" / "fixtures" / "osm" / "test.osm.pbf"
+KOTKA_OSM = fixture_path("osm/test.osm.pbf")
 TWIN_CACHE = REPO_ROOT / "build" / "twin" / "cache"
 #: Centre dates per tile (the sampler's ``--dates-per-tile``): Kotka's 4 tiles × 4 = 16 samples.
 DATES_PER_TILE = 4

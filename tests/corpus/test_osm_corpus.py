@@ -20,7 +20,6 @@ import rasterio
 import shapely
 import xarray as xr
 import zarr
-from osm_corpus_build import DATES_PER_TILE, SAMPLES_PER_SHARD, OsmCorpus
 from pyproj import Transformer
 from rasterio.warp import transform_bounds
 from rasterio.windows import from_bounds
@@ -35,6 +34,8 @@ from olmoearth_data.samples import Sample
 from olmoearth_data.sources import get_source
 from olmoearth_data.stats import PREDEFINED_RANGES
 from olmoearth_twin import parse_blob_url
+
+from .osm_corpus_build import DATES_PER_TILE, SAMPLES_PER_SHARD, OsmCorpus
 
 pytestmark = [pytest.mark.twin, pytest.mark.slow]
 

@@ -26,9 +26,7 @@ import pytest
 import rasterio
 import xarray as xr
 from affine import Affine
-from materialise_helpers import BC, OAKLAND, blob_path, sample_entry
 from pyproj import Transformer
-from test_tile_index_twin import twin_refs
 
 from olmoearth_data.analysis import open_corpus, sample_bandset
 from olmoearth_data.index import index_path
@@ -37,6 +35,10 @@ from olmoearth_data.modalities import MODALITY_SETS, get_modality
 from olmoearth_data.osm.extract import extract_osm
 from olmoearth_data.samples import write_sample_table
 from olmoearth_twin import Catalog, Twin
+from olmoearth_twin.fixtures import fixture_path
+
+from .materialise_helpers import BC, OAKLAND, blob_path, sample_entry
+from .test_tile_index_twin import twin_refs
 
 pytestmark = [pytest.mark.twin, pytest.mark.slow]
 
@@ -47,14 +49,14 @@ BC_ROW, OAK_ROW = 0, 1
 
 @pytest.fixture(scope="module")
 def corpus_path(
-    twin: Twin, twin_collections: Catalog, twin_maps: Catalog, twin_oakland_s2: Catalog, shared_dir: Path
+    twin: Twin, twin_collections: Catalog, twin_maps: Catalog, twin_oakland_s2: Catalog
 ) -> Iterator[Path]:
     """The corpus built by ``olmoearth-data build`` as a subprocess: ``--osm-dir`` gives the OSM
     extraction, ``--tile-index`` points canopy height and WorldCereal at the twin's indexes."""
     work = Path(tempfile.mkdtemp(prefix="olmoearth-default-corpus-"))
     table = work / "samples.parquet"
     write_sample_table(table, samples=[BC, OAKLAND])
-    extract_osm(path=shared_dir / "fixtures/osm/West-Oakland.osm.bz2", out_dir=work / "osm")
+    extract_osm(path=fixture_path("osm/West-Oakland.osm.bz2"), out_dir=work / "osm")
     corpus = work / "default.zarr"
     args = ["--samples", str(table), "--corpus", str(corpus), "--modalities", "default",
             "--samples-per-shard", "1", "--workers", "2", "--cache-dir", str(work / "cache"),

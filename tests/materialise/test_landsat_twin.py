@@ -9,7 +9,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import rasterio
-from materialise_helpers import SAMPLES, landsat_first_valid, sample_entry
 
 from olmoearth_data.build import GDAL_OPTIONS
 from olmoearth_data.composite.coverage import select_covering
@@ -21,6 +20,8 @@ from olmoearth_data.sources import get_source
 from olmoearth_data.stac.catalog import CatalogConfig, RetryPolicy
 from olmoearth_data.stac.search import SearchCache, search_sample
 from olmoearth_twin import Catalog, Twin
+
+from .materialise_helpers import SAMPLES, landsat_first_valid, sample_entry
 
 pytestmark = pytest.mark.twin
 

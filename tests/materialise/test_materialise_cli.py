@@ -20,11 +20,12 @@ import numpy as np
 import pytest
 import rasterio
 import xarray as xr
-from materialise_helpers import BC, subscription_key
-from test_tile_index_twin import _expected_canopy, twin_refs
 
 from olmoearth_data.cli import main
 from olmoearth_twin import Catalog, Twin
+
+from .materialise_helpers import BC, subscription_key
+from .test_tile_index_twin import _expected_canopy, twin_refs
 
 pytestmark = pytest.mark.twin
 

@@ -24,8 +24,9 @@ from olmoearth_data.materialise.osm_raster import OsmInput, materialise_osm_rast
 from olmoearth_data.missing import MissingReason
 from olmoearth_data.modalities import OSM_RASTER_CATEGORIES, get_modality
 from olmoearth_data.osm.extract import RASTER_SCHEMA, extract_osm
+from olmoearth_twin.fixtures import fixture_path
 
-OAKLAND_OSM = Path("/work/shared/fixtures/osm/West-Oakland.osm.bz2")
+OAKLAND_OSM = fixture_path("osm/West-Oakland.osm.bz2")
 TILE = Tile.from_id("EPSG:32610_219_-1635")
 SPEC = get_modality("openstreetmap_raster")
 BUILDING, HIGHWAY, FLAGPOLE = (OSM_RASTER_CATEGORIES.index(c) for c in ("building", "highway", "flagpole"))

@@ -23,9 +23,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import rasterio
-from materialise_helpers import BC, blob_path, landsat_first_valid, sample_entry, subscription_key
-from test_sentinel1_twin import _expected_db
-from test_tile_index_twin import twin_refs
 
 from olmoearth_data.build import GDAL_OPTIONS
 from olmoearth_data.composite.coverage import select_covering
@@ -38,6 +35,10 @@ from olmoearth_data.stac.catalog import CatalogConfig, RetryPolicy
 from olmoearth_data.stac.search import SearchCache
 from olmoearth_data.stac.tile_index import TileIndexRef, fetch_index
 from olmoearth_twin import Catalog, FaultConfig, Twin
+
+from .materialise_helpers import BC, blob_path, landsat_first_valid, sample_entry, subscription_key
+from .test_sentinel1_twin import _expected_db
+from .test_tile_index_twin import twin_refs
 
 pytestmark = pytest.mark.twin
 

@@ -14,7 +14,6 @@ import planetary_computer
 import pytest
 import rasterio
 import requests
-from materialise_helpers import SAMPLES, blob_path, read_aligned, sample_entry, subscription_key
 
 from olmoearth_data.build import GDAL_OPTIONS, BuildConfig, build_corpus
 from olmoearth_data.composite.coverage import select_covering
@@ -27,6 +26,8 @@ from olmoearth_data.sources import get_source
 from olmoearth_data.stac.catalog import CatalogConfig, RetryPolicy
 from olmoearth_data.stac.search import SearchCache
 from olmoearth_twin import Catalog, Twin
+
+from .materialise_helpers import SAMPLES, blob_path, read_aligned, sample_entry, subscription_key
 
 pytestmark = pytest.mark.twin
 

@@ -12,7 +12,6 @@ from typing import Any
 import numpy as np
 import pytest
 import rasterio
-from materialise_helpers import BC, OAKLAND, blob_path, read_nearest, sample_entry
 
 from olmoearth_data.build import GDAL_OPTIONS
 from olmoearth_data.materialise.static import materialise_static
@@ -24,6 +23,8 @@ from olmoearth_data.sources import get_source
 from olmoearth_data.stac.catalog import CatalogConfig, RetryPolicy
 from olmoearth_data.stac.search import SearchCache
 from olmoearth_twin import Catalog, Twin
+
+from .materialise_helpers import BC, OAKLAND, blob_path, read_nearest, sample_entry
 
 pytestmark = pytest.mark.twin
 

@@ -14,7 +14,6 @@ from typing import Any
 import numpy as np
 import pytest
 import rasterio
-from materialise_helpers import BC, OAKLAND, SAMPLES, read_nearest
 from rasterio.merge import merge
 from rasterio.warp import Resampling, reproject, transform_bounds
 
@@ -30,6 +29,8 @@ from olmoearth_data.stac.catalog import RetryPolicy
 from olmoearth_data.stac.tile_index import TileIndexRef
 from olmoearth_twin import Catalog, Twin
 from olmoearth_twin.full import tile_index_refs
+
+from .materialise_helpers import BC, OAKLAND, SAMPLES, read_nearest
 
 pytestmark = pytest.mark.twin
 

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from olmoearth_data.osm.extract import ExtractResult, extract_osm
+from olmoearth_twin.fixtures import fixture_path
 
-OSM_DIR = Path("/work/shared/fixtures/osm")
-OAKLAND = OSM_DIR / "West-Oakland.osm.bz2"
-KOTKA = OSM_DIR / "test.osm.pbf"
-BAVARIA = OSM_DIR / "planet_10.068,48.135_10.071,48.137.osm"
+OAKLAND = fixture_path("osm/West-Oakland.osm.bz2")
+KOTKA = fixture_path("osm/test.osm.pbf")
+BAVARIA = fixture_path("osm/planet_10.068,48.135_10.071,48.137.osm")
 ALL = [OAKLAND, KOTKA, BAVARIA]
 
 

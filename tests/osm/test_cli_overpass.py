@@ -8,10 +8,11 @@ from pathlib import Path
 import osmnx as ox
 import pandas as pd
 import pytest
-from conftest import BAVARIA, OAKLAND
 
 from olmoearth_data.cli import main
 from olmoearth_twin.servers.overpass import OverpassStandIn
+
+from .conftest import BAVARIA, KOTKA, OAKLAND
 
 
 @pytest.fixture
@@ -68,7 +69,7 @@ def test_cli_sample_from_overpass(overpass: OverpassStandIn, tmp_path: Path) -> 
 
 def test_cli_errors_and_dry_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     bad = tmp_path / "cut.osm.pbf"
-    bad.write_bytes(Path("/work/shared/fixtures/osm/test.osm.pbf").read_bytes()[:3000])
+    bad.write_bytes(KOTKA.read_bytes()[:3000])
     assert main(["sample", "--osm", str(bad), "--out", str(tmp_path / "a.parquet"), "--quiet"]) == 2
     err = capsys.readouterr().err.strip()
     assert str(bad) in err and "truncated" in err and len(err.splitlines()) == 1

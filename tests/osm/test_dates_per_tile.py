@@ -18,8 +18,7 @@ from olmoearth_data.osm.sampling import MAX_DATES_PER_TILE, MIN_GAP_DAYS, centre
 from olmoearth_data.osm.time import TIME_END, TIME_START, centre_dates
 from olmoearth_data.periods import span
 
-#: The Kotka fixture (4 tiles); not imported from conftest, whose module name other test folders share.
-KOTKA = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "osm" / "test.osm.pbf"
+from .conftest import KOTKA  # the Kotka fixture: 4 tiles
 
 
 def _tiles(n: int = 300) -> list[Tile]:

@@ -14,11 +14,12 @@ import osmnx as ox
 import pyarrow.parquet as pq
 import pytest
 import shapely
-from conftest import ALL, BAVARIA, KOTKA, OAKLAND
 from shapely.geometry import LineString, Polygon
 
 from olmoearth_data.grid import Tile
 from olmoearth_data.osm.extract import read_tile_features
+
+from .conftest import ALL, BAVARIA, KOTKA, OAKLAND
 
 
 def _independent_rules(tags: dict[str, str]) -> set[str]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from pathlib import Path
 
 import pytest
 import yaml
@@ -12,13 +11,14 @@ from shapely.geometry import shape
 
 from olmoearth_data.grid import tile_for_lonlat
 from olmoearth_data.osm.time import TIME_END, TIME_START, NaipDates, centre_dates
+from olmoearth_twin.fixtures import fixture_path
 
 pytestmark = pytest.mark.twin
 
 
-def _naip_collection(shared: Path) -> dict:
+def _naip_collection() -> dict:
     """The real `naip` collection document, from the recorded `GET /collections` of Planetary Computer."""
-    cassette = yaml.safe_load((shared / "fixtures/stac-cassettes/TestAPI.test_links.yaml").read_text())
+    cassette = yaml.safe_load(fixture_path("stac-cassettes/TestAPI.test_links.yaml").read_text())
     for interaction in cassette["interactions"]:
         if interaction["request"]["uri"].endswith("/api/stac/v1/collections"):
             body = json.loads(interaction["response"]["body"]["string"])
@@ -27,14 +27,12 @@ def _naip_collection(shared: Path) -> dict:
 
 
 @pytest.fixture(scope="module")
-def naip_items(twin, shared_dir: Path) -> list[dict]:
+def naip_items(twin) -> list[dict]:
     items = []
     for page in ("page1", "page2"):
-        doc = json.loads(
-            (shared_dir / f"fixtures/stac-extracted/naip.search-post-paging-{page}.json").read_text()
-        )
+        doc = json.loads(fixture_path(f"stac-extracted/naip.search-post-paging-{page}.json").read_text())
         items += doc["features"]
-    twin.load_collections([_naip_collection(shared_dir)])
+    twin.load_collections([_naip_collection()])
     twin.load_items(items)
     return items
 

@@ -9,13 +9,14 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
-from conftest import KOTKA, OAKLAND
 
 from olmoearth_data.grid import Tile, tile_for_lonlat
 from olmoearth_data.osm.pipeline import run_sampling
 from olmoearth_data.osm.sampling import draw_tiles
 from olmoearth_data.osm.time import TIME_END, TIME_START, centre_dates
 from olmoearth_data.samples import read_sample_table
+
+from .conftest import KOTKA, OAKLAND
 
 
 def _synthetic(n: int = 400) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -9,11 +9,13 @@ from typing import Any
 import pytest
 
 from olmoearth_twin import Catalog
+from olmoearth_twin.fixtures import fixtures_root
 
 
 @pytest.fixture(scope="session")
-def fixtures_dir(shared_dir: Path) -> Path:
-    return shared_dir / "fixtures"
+def fixtures_dir() -> Path:
+    """The packaged reference fixtures (``olmoearth_twin/fixtures``)."""
+    return fixtures_root()
 
 
 @pytest.fixture(scope="session")

@@ -2,7 +2,7 @@
 
 A tile is ``(epsg, col, row)`` with ``col = floor(x / 2560)`` and ``row = floor(-y / 2560)`` in the
 zone's projected metres, so it covers x ∈ [2560·col, 2560·(col+1)) and y ∈ (−2560·(row+1), −2560·row]
-(``../shared/spec/data.md`` §2). Its id is ``EPSG:32610_248_-2176``. Every bandset has its own
+(``docs/data.md`` §2). Its id is ``EPSG:32610_248_-2176``. Every bandset has its own
 pixel grid over the same tile: 1024/256/128/64 px at 2.5/10/20/40 m.
 
 Deviation from the reference: the reference first snaps the point to a 0.625 m pixel with ``int()``

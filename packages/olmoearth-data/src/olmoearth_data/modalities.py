@@ -6,7 +6,7 @@ the model all read these specs; nothing here imports any other module of the pro
 A *modality* (e.g. ``sentinel2_l2a``) is a list of *bandsets*. Each bandset is stored at its own
 pixel size, always a power of two off 10 m (2.5, 10, 20, 40 m), and becomes one token per patch and
 timestep in the model. Names and band orders are the reference's identifiers
-(``../shared/spec/recipe.md`` §1.2); ``landsat_l2`` is ours (Planetary Computer serves Landsat
+(``docs/recipe.md`` §1.2); ``landsat_l2`` is ours (Planetary Computer serves Landsat
 Collection 2 Level-2, not the Level-1 product the reference used).
 """
 

@@ -1,4 +1,4 @@
-"""The 12 monthly periods of a sample, from its centre date (``../shared/spec/data.md`` §3.5).
+"""The 12 monthly periods of a sample, from its centre date (``docs/data.md`` §3.5).
 
 With window start ``s = c − 7 d``, period k (k = 1…12) is the half-open day range
 ``[s + (k−7)·30 d, s + (k−6)·30 d)``; together they span ``[c − 187 d, c + 173 d)``. All times are UTC

@@ -29,8 +29,8 @@ import numpy as np
 from shapely.geometry import shape
 
 from olmoearth_data.periods import monthly_periods
+from olmoearth_twin import fixtures as fx
 from olmoearth_twin.blob_urls import parse_blob_url
-from olmoearth_twin.catalog import fixtures as fx
 from olmoearth_twin.catalog.cdl import cdl_items
 from olmoearth_twin.catalog.degree_layers import copdem_items, nasadem_items, worldcover_items
 from olmoearth_twin.catalog.landsat import generate_landsat_scene, group_scenes
@@ -61,7 +61,8 @@ def generate_collections(
         samples: (tile id, centre date) rows in WGS 84 UTM zones.
         seed: seed of every random choice; same inputs → same bytes.
         cache_dir: cache folder; the result is ``<cache_dir>/collections-<hash>``.
-        fixtures_dir: the shared fixtures folder (default: found automatically).
+        fixtures_dir: folder holding the fixtures (default: the packaged ones,
+            :func:`~olmoearth_twin.fixtures.fixtures_root`).
         bad_assets: subset of :data:`BAD_ASSETS`, applied to the first region (Landsat: the first
             scene): ``nan`` (NaN block in the first S1 item's VV), ``all_nodata`` (second S1 item all
             −32768), ``truncated`` (third S1 item's VH COG cut to half its bytes), ``wrong_crs`` (the
@@ -71,7 +72,7 @@ def generate_collections(
     unknown = set(bad_assets) - set(BAD_ASSETS)
     if unknown:
         raise ValueError(f"unknown bad_assets {sorted(unknown)}; choose from {BAD_ASSETS}")
-    folder = Path(fixtures_dir) if fixtures_dir else fx.find_fixtures_dir()
+    folder = Path(fixtures_dir) if fixtures_dir else fx.fixtures_root()
     code = hashlib.sha256()
     for path in sorted(Path(__file__).parent.glob("*.py")):
         code.update(path.name.encode() + path.read_bytes())

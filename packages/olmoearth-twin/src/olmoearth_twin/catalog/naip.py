@@ -35,7 +35,7 @@ from affine import Affine
 from pyproj import Transformer
 from shapely.geometry import Polygon, box, shape
 
-from olmoearth_twin.catalog import fixtures as fx
+from olmoearth_twin import fixtures as fx
 from olmoearth_twin.catalog.cogs import write_cog
 from olmoearth_twin.catalog.queryables import queryables_for
 from olmoearth_twin.catalog.regions import shp_transform
@@ -230,14 +230,15 @@ def generate_naip(
         samples: sample tiles; those outside :data:`STATES` get no items.
         seed: seed of the flight dates and pixels.
         cache_dir: cache folder; the result is ``<cache_dir>/naip-<hash>``.
-        fixtures_dir: the shared fixtures folder (default: found automatically).
+        fixtures_dir: folder holding the fixtures (default: the packaged ones,
+            :func:`~olmoearth_twin.fixtures.fixtures_root`).
         buffer_m: footprint buffer around the quarter quad (PC: 300 m; see the module docstring).
 
     ``manifest.json``: ``{"generator": "olmoearth-twin/naip", "seed", "buffer_m", "items": [{"id",
     "datetime", "quad", "quadrant"}], "samples": [{"tile_id", "centre", "intersecting": [ids],
     "containing": [ids]}]}`` (ids sorted).
     """
-    folder = Path(fixtures_dir) if fixtures_dir else fx.find_fixtures_dir()
+    folder = Path(fixtures_dir) if fixtures_dir else fx.fixtures_root()
     inputs = {
         "generator": "olmoearth-twin/naip",
         "seed": int(seed),

@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from olmoearth_data.periods import monthly_periods
-from olmoearth_twin.catalog import fixtures as fx
+from olmoearth_twin import fixtures as fx
 from olmoearth_twin.catalog.group_writer import GroupWriter
 from olmoearth_twin.catalog.groups import group_samples
 from olmoearth_twin.catalog.queryables import queryables_for
@@ -62,11 +62,11 @@ def generate_sentinel2(
         samples: (tile id, centre date) rows; tiles must be in WGS 84 UTM zones.
         seed: seed of every random choice (numpy ``default_rng``); same inputs → same bytes.
         cache_dir: folder of cached catalogues; the result is ``<cache_dir>/sentinel-2-l2a-<hash>``.
-        fixtures_dir: the shared fixtures folder (default:
-            :func:`~olmoearth_twin.catalog.fixtures.find_fixtures_dir`).
+        fixtures_dir: folder holding the fixtures (default: the packaged ones,
+            :func:`~olmoearth_twin.fixtures.fixtures_root`).
         log: progress callback (one line per granule group).
     """
-    folder = Path(fixtures_dir) if fixtures_dir else fx.find_fixtures_dir()
+    folder = Path(fixtures_dir) if fixtures_dir else fx.fixtures_root()
     used = [
         fx.S2_COLLECTION,
         fx.S2_ITEM,

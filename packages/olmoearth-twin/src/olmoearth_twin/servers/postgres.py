@@ -5,8 +5,8 @@ through ``setpriv`` as the unprivileged system user :data:`DEFAULT_OS_USER` (cre
 on first use; override with ``$OLMOEARTH_TWIN_PG_USER``), and the cluster directory is ``chown``-ed to
 it. ``setpriv`` was chosen over ``su``/``runuser`` because it only switches uid/gid: no PAM session, no
 login shell, and the environment we build is passed through unchanged. That user must be able to
-traverse every parent folder of the twin's root (``/tmp/...`` and ``/work/...`` are fine; pytest's
-``/tmp/pytest-of-root`` is mode 0700 and is not). When not root, the binaries run as the caller.
+traverse every parent folder of the twin's root (a folder under ``/tmp`` made with mode 0755 is fine;
+pytest's ``/tmp/pytest-of-root`` is mode 0700 and is not). When not root, the binaries run as the caller.
 
 Durability is switched off (``fsync``, ``synchronous_commit``, ``full_page_writes``): the cluster only
 ever holds a generated catalogue and is recreated from scratch at the next start.
