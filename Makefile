@@ -22,7 +22,7 @@ help:
 	@echo "make bench-loader   loader samples/s per worker vs raw read floor, full default set (needs make demo)"
 	@echo "make bench-chunking random-crop read speed of inner chunk shapes (benchmarks/results/chunking_cpu.json)"
 	@echo "make bench-corpus   corpus build on the twin: samples/min, CPU s/sample, bytes/sample, peak worker RSS"
-	@echo "make twin    setup + serve the local Planetary Computer twin (STAC + SAS + blobs) until Ctrl-C"
+	@echo "make twin    setup + serve the local Planetary Computer twin (every default-set source) for the demo samples until Ctrl-C"
 	@echo "make bench   setup + CPU training-step benchmark of Nano and Base (benchmarks/results/model_cpu.json)"
 	@echo "            + OSM streaming-pass benchmark (benchmarks/results/osm_extract.json)"
 
@@ -44,7 +44,7 @@ bench: setup
 	$(PY) benchmarks/bench_osm.py
 
 twin: setup
-	$(VENV)/bin/olmoearth-twin serve
+	$(VENV)/bin/olmoearth-twin serve $(TWIN_ARGS)
 
 demo: setup
 	$(PY) scripts/demo.py $(DEMO_ARGS)

@@ -154,11 +154,11 @@ def main() -> None:
     s2 = generate_sentinel2(samples=SMALL_SAMPLES, seed=0, cache_dir=cache_dir)
     other = generate_collections(samples=COLLECTIONS_TEST_SAMPLES, seed=0, cache_dir=cache_dir)
     maps = generate_maps(samples=COLLECTIONS_TEST_SAMPLES, seed=0, cache_dir=cache_dir)
-    s2_tiles = {s.tile_id for s in SMALL_SAMPLES}
+    s2_tiles = {s.tile.id for s in SMALL_SAMPLES}
     samples = []
     for s in COLLECTIONS_TEST_SAMPLES:
-        names = [m for m in MODALITIES if m != "sentinel2_l2a" or s.tile_id in s2_tiles]
-        samples.append((s.tile_id, str(s.centre), names))
+        names = [m for m in MODALITIES if m != "sentinel2_l2a" or s.tile.id in s2_tiles]
+        samples.append((s.tile.id, str(s.centre), names))
     root = Path(tempfile.mkdtemp(prefix="olmoearth-bench-twin-"))
     os.chmod(root, 0o755)
     search_cache = Path(tempfile.mkdtemp(prefix="olmoearth-bench-search-"))

@@ -29,22 +29,21 @@ from olmoearth_data.stats import compute_norm_stats
 from olmoearth_model.train.config import TrainConfig
 from olmoearth_model.train.loop import pick_device, train
 from olmoearth_model.train.plot import plot_run, read_metrics
-from olmoearth_twin import DEFAULT_SAMPLES
+from olmoearth_twin.catalog.samples import DEMO_SAMPLES, OAKLAND
 from olmoearth_twin.fixtures import fixture_path
 from olmoearth_twin.full import serve_full_twin
 
 #: The West Oakland OSM fixture: its tile is the demo's CONUS sample (CDL) and the OSM raster's input.
 OAKLAND_OSM = fixture_path("osm/West-Oakland.osm.bz2")
-OAKLAND = DEFAULT_SAMPLES[8]
-MAX_TILES = 8
+MAX_TILES = len(DEMO_SAMPLES)
 
 
 def demo_samples(*, tiles: int) -> list[Sample]:
-    """``tiles`` samples: the first ``tiles − 1`` rows of the twin's default table (British Columbia,
+    """``tiles`` samples: the first ``tiles − 1`` of the twin's :data:`DEMO_SAMPLES` (British Columbia,
     Hungary, East Africa, Western Sahara) and West Oakland last, so every modality has data somewhere."""
     if not 1 <= tiles <= MAX_TILES:
         raise ValueError(f"--tiles must be between 1 and {MAX_TILES}, got {tiles}")
-    return [Sample(s.tile, s.centre) for s in (*DEFAULT_SAMPLES[: tiles - 1], OAKLAND)]
+    return [*DEMO_SAMPLES[: tiles - 1], OAKLAND]
 
 
 def _presence(corpus: Path) -> str:

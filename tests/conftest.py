@@ -24,14 +24,14 @@ def s2_corpus(twin):
     import tempfile
 
     from olmoearth_data.build import BuildConfig, build_corpus
-    from olmoearth_data.samples import Sample, write_sample_table
+    from olmoearth_data.samples import write_sample_table
     from olmoearth_data.stac.catalog import CatalogConfig, RetryPolicy
     from olmoearth_data.stats import compute_norm_stats
     from olmoearth_twin.catalog.samples import SMALL_SAMPLES
 
     work = Path(tempfile.mkdtemp(prefix="olmoearth-s2-corpus-"))
     table = work / "samples.parquet"
-    write_sample_table(table, samples=[Sample(s.tile, s.centre) for s in SMALL_SAMPLES])
+    write_sample_table(table, samples=list(SMALL_SAMPLES))
     catalog = CatalogConfig(
         stac_url=twin.stac_url, blob_endpoint=twin.assets_url, retry=RetryPolicy(attempts=3, backoff_s=0.01)
     )

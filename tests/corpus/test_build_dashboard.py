@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from olmoearth_data.build import local_cluster
-from olmoearth_data.samples import Sample, write_sample_table
+from olmoearth_data.samples import write_sample_table
 from olmoearth_twin import Twin
 from olmoearth_twin.catalog.samples import SMALL_SAMPLES
 
@@ -32,7 +32,7 @@ def _get(url: str) -> tuple[int, bytes]:
 @pytest.mark.twin
 @pytest.mark.slow
 def test_cli_build_prints_a_dashboard_link_that_answers(twin: Twin, tmp_path: Path) -> None:
-    samples = [Sample(s.tile, s.centre) for s in SMALL_SAMPLES]
+    samples = list(SMALL_SAMPLES)
     write_sample_table(tmp_path / "samples.parquet", samples=samples)
     cmd = [
         sys.executable, "-m", "olmoearth_data.cli", "build",

@@ -13,7 +13,7 @@ from olmoearth_data.build import BuildConfig, build_corpus, build_shard
 from olmoearth_data.cube.layout import create_corpus
 from olmoearth_data.hosts import AZURE_BLOB_POOL, HostLeases, host_of, modality_hosts
 from olmoearth_data.modalities import get_modality, modality_set
-from olmoearth_data.samples import Sample, read_sample_table, write_sample_table
+from olmoearth_data.samples import read_sample_table, write_sample_table
 from olmoearth_data.stac.catalog import CatalogConfig, RetryPolicy
 from olmoearth_data.stac.tile_index import TileIndexRef
 from olmoearth_twin import Twin
@@ -39,7 +39,7 @@ def _config(twin: Twin, work: Path, *, name: str, max_per_host: int) -> BuildCon
 @pytest.fixture(scope="module")
 def work(twin: Twin, tmp_path_factory: pytest.TempPathFactory) -> Path:
     work = tmp_path_factory.mktemp("host-limits")
-    write_sample_table(work / "samples.parquet", samples=[Sample(s.tile, s.centre) for s in SMALL_SAMPLES])
+    write_sample_table(work / "samples.parquet", samples=list(SMALL_SAMPLES))
     return work
 
 

@@ -24,7 +24,7 @@ from olmoearth_twin.servers.twin import reset_pc_sdk
 from olmoearth_twin.testing import COLLECTIONS_TEST_SAMPLES
 
 #: The collections test samples: the S2 pair (British Columbia, not CONUS) and West Oakland (CONUS).
-SAMPLES = [Sample(s.tile, s.centre) for s in COLLECTIONS_TEST_SAMPLES]
+SAMPLES = list(COLLECTIONS_TEST_SAMPLES)
 BC, OAKLAND = SAMPLES[0], SAMPLES[2]
 
 

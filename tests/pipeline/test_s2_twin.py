@@ -39,7 +39,7 @@ pytestmark = pytest.mark.twin
 
 S2 = get_modality("sentinel2_l2a")
 SOURCE = get_source("sentinel2_l2a")
-SAMPLES = [Sample(s.tile, s.centre) for s in SMALL_SAMPLES]
+SAMPLES = list(SMALL_SAMPLES)
 
 
 @pytest.fixture(scope="module")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from pathlib import Path
 from typing import Any
@@ -11,8 +12,10 @@ import pytest
 import requests
 from shapely.geometry import mapping
 
+from olmoearth_data.grid import Tile
+from olmoearth_data.samples import Sample
 from olmoearth_data.sources import SOURCES
-from olmoearth_twin import Catalog, Sample, Twin
+from olmoearth_twin import Catalog, Twin
 from olmoearth_twin.catalog.pc_item import json_types
 
 STATIC = {"esa-worldcover": "worldcover", "nasadem": "srtm", "usda-cdl": "cdl", "cop-dem-glo-30": None}
@@ -88,14 +91,14 @@ def _search(client: pystac_client.Client, *, collection: str, sample: Sample, **
     try:
         return [i.id for i in client.search(collections=[collection], intersects=geom, **kw).items()]
     except Exception as err:
-        raise AssertionError(f"{collection} {sample.tile_id} {kw}: {err}") from err
+        raise AssertionError(f"{collection} {sample.tile.id} {kw}: {err}") from err
 
 
 def test_filtered_searches_match_manifest(twin: Twin, twin_collections: Catalog) -> None:
     manifest = twin_collections.manifest()
     client = pystac_client.Client.open(twin.stac_url)
     for row in manifest["samples"]:
-        sample = Sample(row["tile_id"], __import__("datetime").date.fromisoformat(row["centre"]))
+        sample = Sample(Tile.from_id(row["tile_id"]), dt.date.fromisoformat(row["centre"]))
         for collection, expected in row["static"].items():
             modality = STATIC[collection]
             # An empty ``query: {}`` gets a 500 from stac-fastapi-pgstac 7 (known difference): omit it.

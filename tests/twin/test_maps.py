@@ -62,10 +62,10 @@ def test_worldcereal_zones_overlap_with_different_valid_areas(twin: Twin, twin_m
     covering = {}
     for sample in COLLECTIONS_TEST_SAMPLES:
         tile = sample.tile.polygon_lonlat()
-        covering[sample.tile_id] = [z for z in zones if shape(z["geometry"]).contains(tile)]
-        assert covering[sample.tile_id], sample.tile_id
+        covering[sample.tile.id] = [z for z in zones if shape(z["geometry"]).contains(tile)]
+        assert covering[sample.tile.id], sample.tile.id
     sample = COLLECTIONS_TEST_SAMPLES[0]
-    a, b = covering[sample.tile_id][:2]
+    a, b = covering[sample.tile.id][:2]
     bounds = sample.tile.polygon_lonlat().bounds
     valid = []
     for zone in (a, b):

@@ -24,8 +24,10 @@ import rasterio
 from rasterio.windows import from_bounds
 from shapely.geometry import mapping
 
+from olmoearth_data.grid import Tile
 from olmoearth_data.periods import span
-from olmoearth_twin import Catalog, Sample, Twin
+from olmoearth_data.samples import Sample
+from olmoearth_twin import Catalog, Twin
 from olmoearth_twin.catalog.collections import generate_collections
 from olmoearth_twin.catalog.degree_layers import worldcover_items
 from olmoearth_twin.catalog.landsat import generate_landsat_scene, group_scenes
@@ -33,8 +35,8 @@ from olmoearth_twin.catalog.regions import group_regions
 from olmoearth_twin.testing import TEST_SEED
 
 SAMPLES = (
-    Sample("EPSG:32631_238_-1903", dt.date(2022, 1, 15)),
-    Sample("EPSG:32631_241_-1902", dt.date(2022, 2, 14)),
+    Sample(Tile.from_id("EPSG:32631_238_-1903"), dt.date(2022, 1, 15)),
+    Sample(Tile.from_id("EPSG:32631_241_-1902"), dt.date(2022, 2, 14)),
 )
 #: Asset read over the tiles, and the nodata that must not fill them (None: not checked — Cop-DEM has
 #: no nodata; the WorldCover fixture tile is 87 % ocean, nodata 0, so its windows may hold only that).
@@ -78,9 +80,9 @@ def _read_tile(twin: Twin, item: dict[str, Any], asset: str, sample: Sample) -> 
         else:
             bounds = tile.bounds
         window = from_bounds(*bounds, transform=ds.transform)
-        assert window.col_off >= 0 and window.row_off >= 0, (item["id"], sample.tile_id, window)
-        assert window.col_off + window.width <= ds.width + 1e-6, (item["id"], sample.tile_id)
-        assert window.row_off + window.height <= ds.height + 1e-6, (item["id"], sample.tile_id)
+        assert window.col_off >= 0 and window.row_off >= 0, (item["id"], sample.tile.id, window)
+        assert window.col_off + window.width <= ds.width + 1e-6, (item["id"], sample.tile.id)
+        assert window.row_off + window.height <= ds.height + 1e-6, (item["id"], sample.tile.id)
         return ds.read(1, window=window.round_offsets().round_lengths())
 
 
@@ -89,7 +91,7 @@ def test_every_id_appears_once(overlap_catalog: Catalog) -> None:
     counts = Counter((i["collection"], i["id"]) for i in overlap_catalog.items())
     assert [key for key, n in counts.items() if n > 1] == []
     entries = overlap_catalog.manifest()["collections"]["landsat-c2-l2"]["items"]
-    shared = [e for e in entries if set(e["tiles"]) == {s.tile_id for s in SAMPLES}]
+    shared = [e for e in entries if set(e["tiles"]) == {s.tile.id for s in SAMPLES}]
     # One path/row, L8 and L9 every 8 days: ~41 passes in the 330 days both windows hold.
     assert 38 <= len(shared) <= 43, len(shared)
 
@@ -105,12 +107,12 @@ def test_searches_return_each_scene_once_covering_both_tiles(twin: Twin, overlap
             assert got and len(got) == len(set(got)), (collection, got)
         # Both tiles see the very same scenes (one item each), and every one covers both tiles.
         assert sorted(ids[0]) == sorted(ids[1]), collection
-        valid = {s.tile_id: [] for s in SAMPLES}
+        valid = {s.tile.id: [] for s in SAMPLES}
         for item in found[0]:
             for sample in SAMPLES:
                 pixels = _read_tile(twin, item, asset, sample)
                 if nodata is not None:
-                    valid[sample.tile_id].append(float((pixels != nodata).mean()))
+                    valid[sample.tile.id].append(float((pixels != nodata).mean()))
         for tile_id, fractions in valid.items():
             # Landsat windows catch the fixture scene's fill border (30 % of it) now and then;
             # NASADEM is data everywhere.
@@ -125,18 +127,18 @@ def test_searches_return_each_scene_once_covering_both_tiles(twin: Twin, overlap
 @pytest.mark.twin
 def test_manifest_lists_shared_scenes_for_both_samples(overlap_catalog: Catalog) -> None:
     rows = {r["tile_id"]: r for r in overlap_catalog.manifest()["samples"]}
-    per_sample = [{i for p in rows[s.tile_id]["periods"] for i in p["landsat-c2-l2"]} for s in SAMPLES]
+    per_sample = [{i for p in rows[s.tile.id]["periods"] for i in p["landsat-c2-l2"]} for s in SAMPLES]
     entries = overlap_catalog.manifest()["collections"]["landsat-c2-l2"]["items"]
     shared = {e["id"] for e in entries if len(e["tiles"]) == 2}
     assert shared <= per_sample[0] & per_sample[1]
     for cid in ("esa-worldcover", "nasadem", "cop-dem-glo-30"):
-        assert rows[SAMPLES[0].tile_id]["static"][cid] == rows[SAMPLES[1].tile_id]["static"][cid] != []
+        assert rows[SAMPLES[0].tile.id]["static"][cid] == rows[SAMPLES[1].tile.id]["static"][cid] != []
 
 
 #: One path/row (114/030) and one WorldCover tile (N42E003), 160 km apart, windows overlapping.
 FAR_APART = (
-    Sample("EPSG:32631_223_-1862", dt.date(2022, 1, 15)),
-    Sample("EPSG:32631_269_-1916", dt.date(2022, 2, 14)),
+    Sample(Tile.from_id("EPSG:32631_223_-1862"), dt.date(2022, 1, 15)),
+    Sample(Tile.from_id("EPSG:32631_269_-1916"), dt.date(2022, 2, 14)),
 )
 
 

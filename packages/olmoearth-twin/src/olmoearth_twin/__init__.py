@@ -6,13 +6,7 @@ and an optional fault-injecting proxy. See the package README."""
 from olmoearth_twin.blob_urls import BLOB_ENDPOINT_ENV, parse_blob_url, rewrite_href
 from olmoearth_twin.catalog.maps import generate_maps
 from olmoearth_twin.catalog.naip import generate_naip
-from olmoearth_twin.catalog.samples import (
-    DEFAULT_SAMPLES,
-    SMALL_SAMPLES,
-    Sample,
-    default_samples,
-    load_samples,
-)
+from olmoearth_twin.catalog.samples import DEFAULT_SAMPLES, DEMO_SAMPLES, SMALL_SAMPLES, default_samples
 from olmoearth_twin.catalog.sentinel2 import generate_sentinel2
 from olmoearth_twin.catalog.store import Catalog
 from olmoearth_twin.servers.faults import FaultConfig, FaultProxy
@@ -22,17 +16,16 @@ __version__ = "0.1.0"
 __all__ = [
     "BLOB_ENDPOINT_ENV",
     "DEFAULT_SAMPLES",
+    "DEMO_SAMPLES",
     "SMALL_SAMPLES",
     "Catalog",
     "FaultConfig",
     "FaultProxy",
-    "Sample",
     "Twin",
     "default_samples",
     "generate_maps",
     "generate_naip",
     "generate_sentinel2",
-    "load_samples",
     "parse_blob_url",
     "rewrite_href",
 ]

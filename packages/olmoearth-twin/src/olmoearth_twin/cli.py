@@ -1,11 +1,15 @@
 """``olmoearth-twin``: generate the twin's catalogue and serve it in the foreground.
 
-olmoearth-twin serve [--tiles 8] [--samples table.csv] [--seed 0] [--root build/twin] [--collections s2|all]
+olmoearth-twin serve [--collections default|s2|all] [--tiles N | --samples TABLE] [--seed 0] [--root DIR]
 olmoearth-twin generate [same options]
 
-Defaults keep the catalogue within budget (S2 over the first 8 tiles: ~175 MB, ~25 s). ``--collections
-all`` adds the other PC collections (generate_collections), NAIP and the non-PC maps (canopy height,
-WorldCereal); ``--tiles 14 --collections all`` also covers the OSM fixtures' places (~417 MB, ~75 s).
+By default the twin serves every source the ``default`` modality set reads — the STAC collections
+sentinel-2-l2a, sentinel-1-rtc, landsat-c2-l2, esa-worldcover, nasadem, cop-dem-glo-30 and usda-cdl,
+and the WRI canopy-height and WorldCereal tile indexes — for the demo's eight samples, from the same
+cache as ``make demo`` (``build/twin/cache``: ~1 minute cold, ~0 s warm). ``--collections s2`` serves
+Sentinel-2 only; ``all`` adds NAIP. ``--tiles N`` takes the first N rows of the twin's default table
+(the OSM fixtures' places are rows 9-14) and ``--samples`` any sample table (Parquet or CSV with
+``tile_id`` and ``centre_date``, as ``olmoearth-data sample`` writes).
 """
 
 from __future__ import annotations
@@ -18,65 +22,63 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from olmoearth_twin.catalog.collections import generate_collections
-from olmoearth_twin.catalog.maps import generate_maps
+from olmoearth_data.samples import Sample, read_sample_table
 from olmoearth_twin.catalog.naip import generate_naip
-from olmoearth_twin.catalog.samples import DEFAULT_SAMPLES, Sample, default_samples, load_samples
+from olmoearth_twin.catalog.samples import DEFAULT_SAMPLES, DEMO_SAMPLES, default_samples
 from olmoearth_twin.catalog.sentinel2 import generate_sentinel2
 from olmoearth_twin.catalog.store import Catalog
+from olmoearth_twin.full import generate_full, twin_samples
 from olmoearth_twin.servers.twin import DEFAULT_ROOT, Twin
+
+COLLECTION_CHOICES = ("default", "s2", "all")
 
 
 def _samples(args: argparse.Namespace) -> tuple[Sample, ...]:
     if args.samples:
-        return load_samples(path=Path(args.samples))
-    return default_samples(n_tiles=args.tiles)
+        return twin_samples(read_sample_table(args.samples))
+    if args.tiles is not None:
+        return default_samples(n_tiles=args.tiles)
+    return DEMO_SAMPLES
 
 
 def _size_mb(folder: Path) -> float:
     return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) / 1e6
 
 
-def _generate(args: argparse.Namespace) -> list[Catalog]:
-    root = Path(args.root)
-    samples = _samples(args)
-    cache = root / "cache"
-    builders: list[tuple[str, Callable[[], Catalog]]] = [
-        (
-            "sentinel-2-l2a",
-            lambda: generate_sentinel2(
-                samples=samples,
-                seed=args.seed,
-                cache_dir=cache,
-                log=lambda line: print(f"  generated {line}", flush=True),
-            ),
+def _generate(args: argparse.Namespace, *, samples: tuple[Sample, ...]) -> list[Catalog]:
+    cache = Path(args.cache_dir) if args.cache_dir else Path(args.root) / "cache"
+    print(f"generating (or reusing) the catalogues for {len(samples)} samples under {cache}", flush=True)
+
+    def say(line: str) -> None:
+        print(f"  {line}", flush=True)
+
+    builders: list[tuple[str, Callable[[], list[Catalog]]]] = []
+    if args.collections == "s2":
+        builders.append(
+            ("sentinel-2-l2a", lambda: [generate_sentinel2(samples=samples, seed=args.seed, cache_dir=cache)])
         )
-    ]
-    if args.collections == "all":
-        builders += [
+    else:
+        builders.append(
             (
-                "other collections",
-                lambda: generate_collections(samples=samples, seed=args.seed, cache_dir=cache),
-            ),
-            ("naip", lambda: generate_naip(samples=samples, seed=args.seed, cache_dir=cache)),
-            ("maps", lambda: generate_maps(samples=samples, seed=args.seed, cache_dir=cache)),
-        ]
-    catalogs = []
+                "default-set sources",
+                lambda: generate_full(samples=samples, seed=args.seed, cache_dir=cache, log=say).all(),
+            )
+        )
+    if args.collections == "all":
+        builders.append(("naip", lambda: [generate_naip(samples=samples, seed=args.seed, cache_dir=cache)]))
+    catalogs: list[Catalog] = []
     for name, build in builders:
         t0 = time.perf_counter()
-        catalog = build()
-        n_items = len(catalog.items_path.read_text().splitlines())
-        print(
-            f"{name}: {catalog.root} ({n_items} items, {_size_mb(catalog.root):.0f} MB, "
-            f"{time.perf_counter() - t0:.1f} s)",
-            flush=True,
-        )
-        catalogs.append(catalog)
+        for catalog in build():
+            n_items = len(catalog.items_path.read_text().splitlines())
+            print(f"  {catalog.root} ({n_items} items, {_size_mb(catalog.root):.0f} MB)", flush=True)
+            catalogs.append(catalog)
+        print(f"{name}: ready in {time.perf_counter() - t0:.1f} s", flush=True)
     return catalogs
 
 
-def _serve(args: argparse.Namespace) -> int:
-    catalogs = _generate(args)
+def _serve(args: argparse.Namespace, *, samples: tuple[Sample, ...]) -> int:
+    catalogs = _generate(args, samples=samples)
     stop = threading.Event()
     # SIGTERM (e.g. from a process manager) should shut down as cleanly as Ctrl-C.
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -102,8 +104,7 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``olmoearth-twin`` console script."""
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="olmoearth-twin", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -112,27 +113,40 @@ def main(argv: list[str] | None = None) -> int:
         ("serve", "generate (cached) and serve the twin until Ctrl-C"),
         ("generate", "only generate the catalogue (cached) and print its folder"),
     ):
-        p = sub.add_parser(name, help=help_text)
-        p.add_argument(
+        p = sub.add_parser(name, help=help_text, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        which = p.add_mutually_exclusive_group()
+        which.add_argument(
             "--tiles",
             type=int,
-            default=8,
-            help=f"first N tiles of the default sample table (1-{len(DEFAULT_SAMPLES)}; default 8)",
+            default=None,
+            help=f"first N rows of the twin's default sample table (1-{len(DEFAULT_SAMPLES)}) "
+            "instead of the demo's samples",
         )
-        p.add_argument("--samples", help="sample table file instead: CSV (tile_id,centre) or YAML/JSON list")
-        p.add_argument("--seed", type=int, default=0)
+        which.add_argument("--samples", help="sample table instead (Parquet or CSV: tile_id, centre_date)")
+        p.add_argument("--seed", type=int, default=0, help="catalogue generator seed")
         p.add_argument("--root", default=str(DEFAULT_ROOT), help="working folder (cluster, logs, cache/)")
+        p.add_argument("--cache-dir", default=None, help="catalogue cache folder (default: ROOT/cache)")
         p.add_argument(
             "--collections",
-            choices=("all", "s2"),
-            default="s2",
-            help="s2 (default): S2 only; all: + S1, Landsat, WorldCover, DEMs, CDL, NAIP, maps",
+            choices=COLLECTION_CHOICES,
+            default="default",
+            help="default: every source the default modality set reads; s2: Sentinel-2 only; all: + NAIP",
         )
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``olmoearth-twin`` console script."""
+    args = _parser().parse_args(argv)
+    try:
+        samples = _samples(args)
+    except (ValueError, FileNotFoundError) as err:  # bad --tiles / --samples: one line, exit 2
+        print(f"olmoearth-twin: error: {err}", file=sys.stderr)
+        return 2
     if args.command == "generate":
-        _generate(args)
+        _generate(args, samples=samples)
         return 0
-    return _serve(args)
+    return _serve(args, samples=samples)
 
 
 if __name__ == "__main__":

@@ -28,12 +28,11 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from olmoearth_data.samples import Sample as TableSample
+from olmoearth_data.samples import Sample
 from olmoearth_data.stac.catalog import CatalogConfig, RetryPolicy
 from olmoearth_data.stac.tile_index import TileIndexRef
 from olmoearth_twin.catalog.collections import generate_collections
 from olmoearth_twin.catalog.maps import generate_maps
-from olmoearth_twin.catalog.samples import Sample
 from olmoearth_twin.catalog.sentinel2 import generate_sentinel2
 from olmoearth_twin.catalog.store import Catalog
 from olmoearth_twin.servers.twin import Twin, reset_pc_sdk
@@ -65,13 +64,12 @@ class FullTwin:
     catalog: CatalogConfig
 
 
-def twin_samples(samples: Sequence[Sample | TableSample]) -> tuple[Sample, ...]:
-    """The twin's ``(tile_id, centre)`` rows for twin or ``olmoearth_data`` samples, duplicates dropped
-    (first occurrence kept, so the order — and the generators' cache key — follows the table)."""
+def twin_samples(samples: Sequence[Sample]) -> tuple[Sample, ...]:
+    """The distinct ``(tile, centre)`` rows of ``samples``, categories dropped, first occurrence kept (so
+    the order — and the generators' cache key — follows the table)."""
     out: dict[Sample, None] = {}
     for s in samples:
-        row = s if isinstance(s, Sample) else Sample(s.tile.id, s.centre)
-        out.setdefault(row, None)
+        out.setdefault(Sample(s.tile, s.centre), None)
     if not out:
         raise ValueError("no samples: a full twin needs at least one (tile, centre date) row")
     return tuple(out)
@@ -79,7 +77,7 @@ def twin_samples(samples: Sequence[Sample | TableSample]) -> tuple[Sample, ...]:
 
 def generate_full(
     *,
-    samples: Sequence[Sample | TableSample],
+    samples: Sequence[Sample],
     seed: int,
     cache_dir: Path,
     log: Callable[[str], None] | None = None,
@@ -137,7 +135,7 @@ def _subscription_key() -> Iterator[None]:
 @contextlib.contextmanager
 def serve_full_twin(
     *,
-    samples: Sequence[Sample | TableSample],
+    samples: Sequence[Sample],
     seed: int,
     cache_dir: Path,
     root: Path,
@@ -151,7 +149,7 @@ def serve_full_twin(
     inherit them; both are restored on exit and the twin is stopped.
 
     Args:
-        samples: twin or ``olmoearth_data`` samples (e.g. ``read_sample_table(path)``).
+        samples: the samples (e.g. ``read_sample_table(path)``).
         seed: generator seed (same samples and seed → the same bytes).
         cache_dir: catalogue cache folder (e.g. ``build/twin/cache``).
         root: the twin's working folder (PostgreSQL cluster, logs); as root it must be traversable by

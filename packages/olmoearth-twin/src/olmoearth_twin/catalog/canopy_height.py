@@ -24,8 +24,8 @@ import numpy as np
 from affine import Affine
 from pyproj import Transformer
 
+from olmoearth_data.samples import Sample
 from olmoearth_twin.catalog.cogs import write_cog
-from olmoearth_twin.catalog.samples import Sample
 
 ACCOUNT, CONTAINER = "dataforgood-fb-data", "forests"
 PREFIX = "v1/alsgedi_global_v6_float"

@@ -29,6 +29,7 @@ import numpy as np
 from shapely.geometry import shape
 
 from olmoearth_data.periods import monthly_periods
+from olmoearth_data.samples import Sample
 from olmoearth_twin import fixtures as fx
 from olmoearth_twin.blob_urls import parse_blob_url
 from olmoearth_twin.catalog.cdl import cdl_items
@@ -36,7 +37,7 @@ from olmoearth_twin.catalog.degree_layers import copdem_items, nasadem_items, wo
 from olmoearth_twin.catalog.landsat import generate_landsat_scene, group_scenes
 from olmoearth_twin.catalog.queryables import queryables_for
 from olmoearth_twin.catalog.regions import group_regions
-from olmoearth_twin.catalog.samples import Sample
+from olmoearth_twin.catalog.samples import sample_key
 from olmoearth_twin.catalog.sentinel1 import generate_s1_region
 from olmoearth_twin.catalog.store import Catalog, cached_build, write_ndjson
 
@@ -80,7 +81,7 @@ def generate_collections(
         "generator": "olmoearth-twin/collections",
         "generator_version": GENERATOR_VERSION,
         "seed": int(seed),
-        "samples": [s.to_json() for s in samples],
+        "samples": [sample_key(s) for s in samples],
         "bad_assets": sorted(bad_assets),
         "code": code.hexdigest()[:16],
     }
@@ -302,7 +303,7 @@ def _expectations(*, samples: tuple[Sample, ...], items: list[dict[str, Any]]) -
             )
         rows.append(
             {
-                **sample.to_json(),
+                **sample_key(sample),
                 "static": {c: static(c) for c in ("esa-worldcover", "nasadem", "cop-dem-glo-30", "usda-cdl")},
                 "periods": periods,
             }

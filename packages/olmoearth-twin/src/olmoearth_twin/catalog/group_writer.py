@@ -82,7 +82,7 @@ class GroupWriter:
         angle = math.radians(rng.uniform(8, 22) * rng.choice([-1, 1]))
         side = float(rng.choice([-1.0, 1.0]))
         self.edge_normal = (side * math.cos(angle), -side * math.sin(angle))
-        self.tiles_lonlat = {s.tile_id: s.tile.polygon_lonlat() for s in group.samples}
+        self.tiles_lonlat = {s.tile.id: s.tile.polygon_lonlat() for s in group.samples}
 
     def run(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         items, entries = [], []
@@ -245,7 +245,7 @@ class GroupWriter:
             cols = slice(max(0, round((txmin - xmin) / 20)), max(0, round((txmax - xmin) / 20)))
             window = scl[rows, cols]
             total = round((tymax - tymin) / 20) * round((txmax - txmin) / 20)
-            stats[sample.tile_id] = {
+            stats[sample.tile.id] = {
                 "valid_fraction": _round(float((window != 0).sum()) / total),
                 "cloud_fraction": _round(float(np.isin(window, (8, 9, 10)).sum()) / total),
             }

@@ -13,8 +13,8 @@ import math
 from dataclasses import dataclass
 
 from olmoearth_data.grid import Tile
+from olmoearth_data.samples import Sample
 from olmoearth_twin.catalog.mgrs import Granule, granules_intersecting
-from olmoearth_twin.catalog.samples import Sample
 
 PAD_M = 256.0
 #: Largest group grid side (10 m px) we synthesise; far-apart tiles of one granule would exceed it.
@@ -84,7 +84,7 @@ def group_samples(*, samples: tuple[Sample, ...]) -> list[GranuleGroup]:
         tile = sample.tile
         granules = granules_intersecting(epsg=tile.epsg, bounds=tile.bounds)
         if not granules:
-            raise ValueError(f"tile {sample.tile_id} is outside every Sentinel-2 granule of its zone")
+            raise ValueError(f"tile {sample.tile.id} is outside every Sentinel-2 granule of its zone")
         for granule in granules:
             by_granule.setdefault(granule, []).append(sample)
     parent = {g: g for g in by_granule}
@@ -97,10 +97,10 @@ def group_samples(*, samples: tuple[Sample, ...]) -> list[GranuleGroup]:
     tile_owner: dict[str, Granule] = {}
     for granule in sorted(by_granule):
         for sample in by_granule[granule]:
-            if sample.tile_id in tile_owner:
-                parent[root(granule)] = root(tile_owner[sample.tile_id])
+            if sample.tile.id in tile_owner:
+                parent[root(granule)] = root(tile_owner[sample.tile.id])
             else:
-                tile_owner[sample.tile_id] = granule
+                tile_owner[sample.tile.id] = granule
     components: dict[Granule, list[Granule]] = {}
     for granule in sorted(by_granule):
         components.setdefault(root(granule), []).append(granule)
@@ -130,7 +130,7 @@ def group_samples(*, samples: tuple[Sample, ...]) -> list[GranuleGroup]:
         group = GranuleGroup(epsg=members[0].epsg, samples=group_samples_, crops=crops, bounds=gb)
         if max(group.shape) > MAX_GROUP_PX:
             raise ValueError(
-                f"sample tiles {[s.tile_id for s in group.samples]} span {group.shape} px at 10 m in "
+                f"sample tiles {[s.tile.id for s in group.samples]} span {group.shape} px at 10 m in "
                 f"granules {[c.granule.mgrs for c in crops]}; keep tiles of one granule within "
                 f"{MAX_GROUP_PX * 10 / 1000:.0f} km of each other"
             )

@@ -45,10 +45,10 @@ from shapely.ops import unary_union
 
 from olmoearth_data.grid import Tile
 from olmoearth_data.periods import monthly_periods, span
+from olmoearth_data.samples import Sample
 from olmoearth_twin.catalog.cogs import write_cog
 from olmoearth_twin.catalog.pc_item import clone_item
 from olmoearth_twin.catalog.regions import MARGIN_M, geojson_polygon, shp_transform
-from olmoearth_twin.catalog.samples import Sample
 
 COLLECTION_ID = "landsat-c2-l2"
 RES = 30.0
@@ -167,7 +167,7 @@ def _extent(
     x1, y1 = max(c[2] for c in crops), max(c[3] for c in crops)
     width, height = round((x1 - x0) / RES), round((y1 - y0) / RES)
     if max(width, height) > MAX_SCENE_PX:
-        tiles = sorted({scene.samples[i].tile_id for i in members})
+        tiles = sorted({scene.samples[i].tile.id for i in members})
         raise ValueError(
             f"Landsat scene {scene.key} on {day}: sample tiles {tiles} span {height}x{width} px at 30 m "
             f"(at most {MAX_SCENE_PX}); keep samples of one path/row whose windows overlap within "
@@ -285,7 +285,7 @@ def generate_landsat_scene(
                 "epsg": scene.epsg,
                 "cog_bounds": [x0, y0, x1, y1],
                 "assets_with_files": sorted(hrefs),
-                "tiles": list(dict.fromkeys(scene.samples[i].tile_id for i in members)),
+                "tiles": list(dict.fromkeys(scene.samples[i].tile.id for i in members)),
             }
         )
     if wrong_crs:
@@ -298,9 +298,9 @@ def _spoil_crs(*, entries: list[dict[str, Any]], reds: list[Path], sample: Sampl
     month in EPSG:4326."""
     period = monthly_periods(centre=sample.centre)[0]
     lo, hi = f"{period.start.isoformat()}T00:00:00Z", f"{period.end.isoformat()}T00:00:00Z"
-    hits = [i for i, e in enumerate(entries) if sample.tile_id in e["tiles"] and lo <= e["datetime"] < hi]
+    hits = [i for i, e in enumerate(entries) if sample.tile.id in e["tiles"] and lo <= e["datetime"] < hi]
     if not hits:
-        raise ValueError(f"wrong_crs: no Landsat item in {sample.tile_id}'s first month {period}")
+        raise ValueError(f"wrong_crs: no Landsat item in {sample.tile.id}'s first month {period}")
     # The order of the manifest's period lists and of a search sorted by cloud cover, then id.
     index = min(hits, key=lambda i: (entries[i]["eo:cloud_cover"], entries[i]["id"]))
     with rasterio.open(reds[index]) as ds:

@@ -20,9 +20,10 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
+from olmoearth_data.samples import Sample
 from olmoearth_twin.catalog import canopy_height, worldcereal
 from olmoearth_twin.catalog.regions import group_regions
-from olmoearth_twin.catalog.samples import Sample
+from olmoearth_twin.catalog.samples import sample_key
 from olmoearth_twin.catalog.store import Catalog, cached_build, write_ndjson
 
 CANOPY_HEIGHT = "wri-canopy-height"
@@ -39,7 +40,7 @@ def generate_maps(*, samples: Sequence[Sample], seed: int, cache_dir: Path) -> C
     inputs = {
         "generator": "olmoearth-twin/maps",
         "seed": int(seed),
-        "samples": [s.to_json() for s in samples],
+        "samples": [sample_key(s) for s in samples],
         "code": code.hexdigest()[:16],
     }
 

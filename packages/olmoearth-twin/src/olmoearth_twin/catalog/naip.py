@@ -35,11 +35,12 @@ from affine import Affine
 from pyproj import Transformer
 from shapely.geometry import Polygon, box, shape
 
+from olmoearth_data.samples import Sample
 from olmoearth_twin import fixtures as fx
 from olmoearth_twin.catalog.cogs import write_cog
 from olmoearth_twin.catalog.queryables import queryables_for
 from olmoearth_twin.catalog.regions import shp_transform
-from olmoearth_twin.catalog.samples import Sample
+from olmoearth_twin.catalog.samples import sample_key
 from olmoearth_twin.catalog.store import Catalog, cached_build, write_ndjson
 
 PC_STAC_ROOT = "https://planetarycomputer.microsoft.com/api/stac/v1"
@@ -146,7 +147,7 @@ def naip_items(
         if state is None:
             continue
         for quad, quadrant, cell in quarter_quads(polygon=tile):
-            seen.setdefault((quad, quadrant), (state, cell, sample.tile_id))
+            seen.setdefault((quad, quadrant), (state, cell, sample.tile.id))
     items, entries = [], []
     dates: dict[tuple[str, int], dt.date] = {}
     for (quad, quadrant), (state, cell, _) in sorted(seen.items()):
@@ -242,7 +243,7 @@ def generate_naip(
     inputs = {
         "generator": "olmoearth-twin/naip",
         "seed": int(seed),
-        "samples": [s.to_json() for s in samples],
+        "samples": [sample_key(s) for s in samples],
         "buffer_m": float(buffer_m),
         "code": hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:16],
     }
@@ -269,7 +270,7 @@ def generate_naip(
             tile = sample.tile.polygon_lonlat()
             rows.append(
                 {
-                    **sample.to_json(),
+                    **sample_key(sample),
                     "intersecting": sorted(i["id"] for i in items if shape(i["geometry"]).intersects(tile)),
                     "containing": sorted(i["id"] for i in items if shape(i["geometry"]).contains(tile)),
                 }

@@ -18,7 +18,7 @@ from pyproj import Transformer
 from shapely.geometry import Polygon, mapping
 from shapely.ops import unary_union
 
-from olmoearth_twin.catalog.samples import Sample
+from olmoearth_data.samples import Sample
 
 MARGIN_M = 256.0
 

@@ -1,4 +1,7 @@
-"""Sample tables: the (tile id, centre date) pairs a twin catalogue is generated for.
+"""The (tile, centre date) samples a twin catalogue is generated for.
+
+Samples are :class:`olmoearth_data.samples.Sample` rows, the same type the sampler writes and the build
+reads; a twin for any sample table is ``read_sample_table(path)`` away.
 
 The default table has four pairs of neighbouring tiles, chosen to exercise what real PC data does:
 
@@ -13,56 +16,52 @@ The default table has four pairs of neighbouring tiles, chosen to exercise what 
 * West Oakland, Bavaria, Kotka: the areas of the OSM fixtures (``fixtures/osm/``), so every modality of
   the twin covers them; West Oakland is the CONUS sample (USDA CDL, NAIP).
 
-The first two rows (one granule) are the small table the tests use.
+The first two rows (one granule) are the small table the tests use. :data:`DEMO_SAMPLES` (the first
+seven rows and West Oakland) is what ``make demo`` builds and ``make twin`` serves.
 """
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
-from dataclasses import dataclass
-from pathlib import Path
-
-import yaml
 
 from olmoearth_data.grid import Tile
+from olmoearth_data.samples import Sample
 
 
-@dataclass(frozen=True, order=True)
-class Sample:
-    """One sample: a 2.56 km grid tile (``EPSG:<code>_<col>_<row>``) and its centre date (UTC day)."""
+def _row(tile_id: str, centre: dt.date) -> Sample:
+    return Sample(Tile.from_id(tile_id), centre)
 
-    tile_id: str
-    centre: dt.date
 
-    @property
-    def tile(self) -> Tile:
-        return Tile.from_id(self.tile_id)
-
-    def to_json(self) -> dict[str, str]:
-        return {"tile_id": self.tile_id, "centre": self.centre.isoformat()}
+def sample_key(sample: Sample) -> dict[str, str]:
+    """``{"tile_id", "centre"}`` of a sample: how manifests and catalogue cache keys record it."""
+    return {"tile_id": sample.tile.id, "centre": sample.centre.isoformat()}
 
 
 DEFAULT_SAMPLES: tuple[Sample, ...] = (
-    Sample("EPSG:32610_248_-2176", dt.date(2022, 1, 15)),
-    Sample("EPSG:32610_249_-2176", dt.date(2022, 1, 15)),
-    Sample("EPSG:32633_274_-2050", dt.date(2023, 6, 15)),
-    Sample("EPSG:32633_273_-2050", dt.date(2023, 6, 15)),
-    Sample("EPSG:32736_200_-3835", dt.date(2020, 9, 1)),
-    Sample("EPSG:32736_201_-3835", dt.date(2020, 9, 1)),
-    Sample("EPSG:32629_90_-1085", dt.date(2024, 9, 1)),
-    Sample("EPSG:32629_91_-1085", dt.date(2024, 9, 1)),
+    _row("EPSG:32610_248_-2176", dt.date(2022, 1, 15)),
+    _row("EPSG:32610_249_-2176", dt.date(2022, 1, 15)),
+    _row("EPSG:32633_274_-2050", dt.date(2023, 6, 15)),
+    _row("EPSG:32633_273_-2050", dt.date(2023, 6, 15)),
+    _row("EPSG:32736_200_-3835", dt.date(2020, 9, 1)),
+    _row("EPSG:32736_201_-3835", dt.date(2020, 9, 1)),
+    _row("EPSG:32629_90_-1085", dt.date(2024, 9, 1)),
+    _row("EPSG:32629_91_-1085", dt.date(2024, 9, 1)),
     # The OSM fixtures' areas (fixtures/osm/): West Oakland (CONUS, so CDL and NAIP apply; the tile holds
     # lon -122.300 lat 37.807 and the whole OSM bbox), Bavaria, and Kotka (its bbox spans four tiles).
-    Sample("EPSG:32610_219_-1635", dt.date(2021, 7, 1)),
-    Sample("EPSG:32632_226_-2083", dt.date(2022, 7, 1)),
-    Sample("EPSG:32635_193_-2622", dt.date(2023, 7, 1)),
-    Sample("EPSG:32635_194_-2622", dt.date(2023, 7, 1)),
-    Sample("EPSG:32635_193_-2621", dt.date(2023, 7, 1)),
-    Sample("EPSG:32635_194_-2621", dt.date(2023, 7, 1)),
+    _row("EPSG:32610_219_-1635", dt.date(2021, 7, 1)),
+    _row("EPSG:32632_226_-2083", dt.date(2022, 7, 1)),
+    _row("EPSG:32635_193_-2622", dt.date(2023, 7, 1)),
+    _row("EPSG:32635_194_-2622", dt.date(2023, 7, 1)),
+    _row("EPSG:32635_193_-2621", dt.date(2023, 7, 1)),
+    _row("EPSG:32635_194_-2621", dt.date(2023, 7, 1)),
 )
 #: Two tiles in one granule: the test catalogue.
 SMALL_SAMPLES: tuple[Sample, ...] = DEFAULT_SAMPLES[:2]
+#: West Oakland: the CONUS sample (CDL, NAIP) and the OSM raster's input area.
+OAKLAND: Sample = DEFAULT_SAMPLES[8]
+#: ``make demo`` and ``make twin``: British Columbia, Hungary, East Africa, Western Sahara (the first
+#: seven rows) and West Oakland last, so every modality of the ``default`` set has data somewhere.
+DEMO_SAMPLES: tuple[Sample, ...] = (*DEFAULT_SAMPLES[:7], OAKLAND)
 
 
 def default_samples(*, n_tiles: int) -> tuple[Sample, ...]:
@@ -70,24 +69,3 @@ def default_samples(*, n_tiles: int) -> tuple[Sample, ...]:
     if not 1 <= n_tiles <= len(DEFAULT_SAMPLES):
         raise ValueError(f"--tiles must be between 1 and {len(DEFAULT_SAMPLES)}, got {n_tiles}")
     return DEFAULT_SAMPLES[:n_tiles]
-
-
-def load_samples(*, path: Path) -> tuple[Sample, ...]:
-    """Read a sample table: CSV with columns ``tile_id,centre`` or YAML/JSON ``[{tile_id, centre}]``.
-
-    ``centre_date`` (the column name of olmoearth-data's sample tables) is accepted for ``centre``.
-    """
-    text = Path(path).read_text()
-    if Path(path).suffix.lower() == ".csv":
-        rows = list(csv.DictReader(text.splitlines()))
-    else:
-        rows = yaml.safe_load(text)
-    samples = []
-    for row in rows:
-        centre = row["centre"] if "centre" in row else row["centre_date"]
-        centre = centre if isinstance(centre, dt.date) else dt.date.fromisoformat(str(centre).strip())
-        Tile.from_id(str(row["tile_id"]).strip())  # validates the id
-        samples.append(Sample(str(row["tile_id"]).strip(), centre))
-    if not samples:
-        raise ValueError(f"{path}: empty sample table")
-    return tuple(samples)

@@ -183,7 +183,7 @@ def generate_s1_region(
                 "epsg": region.epsg,
                 "cog_bounds": [x0, y0, x1, y1],
                 "swath_edge": edge,
-                "tiles": [s.tile_id for s in region.samples if s.tile.polygon_lonlat().intersects(geometry)],
+                "tiles": [s.tile.id for s in region.samples if s.tile.polygon_lonlat().intersects(geometry)],
             }
         )
     return items, entries

@@ -34,11 +34,12 @@ from typing import Any
 import numpy as np
 
 from olmoearth_data.periods import monthly_periods
+from olmoearth_data.samples import Sample
 from olmoearth_twin import fixtures as fx
 from olmoearth_twin.catalog.group_writer import GroupWriter
 from olmoearth_twin.catalog.groups import group_samples
 from olmoearth_twin.catalog.queryables import queryables_for
-from olmoearth_twin.catalog.samples import Sample
+from olmoearth_twin.catalog.samples import sample_key
 from olmoearth_twin.catalog.scene import Sources
 from olmoearth_twin.catalog.store import Catalog, cached_build, write_ndjson
 
@@ -76,7 +77,7 @@ def generate_sentinel2(
         "generator": f"olmoearth-twin/{COLLECTION_ID}",
         "generator_version": GENERATOR_VERSION,
         "seed": int(seed),
-        "samples": [s.to_json() for s in samples],
+        "samples": [sample_key(s) for s in samples],
         "code": _code_hash(),
         "fixtures": {name: hashlib.sha256((folder / name).read_bytes()).hexdigest()[:16] for name in used},
     }
@@ -150,7 +151,7 @@ def _sample_periods(*, samples: tuple[Sample, ...], entries: list[dict[str, Any]
         periods = []
         for period in monthly_periods(centre=sample.centre):
             lo, hi = f"{period.start.isoformat()}T00:00:00Z", f"{period.end.isoformat()}T00:00:00Z"
-            hits = [e for e in entries if sample.tile_id in e["tiles"] and lo <= e["datetime"] < hi]
+            hits = [e for e in entries if sample.tile.id in e["tiles"] and lo <= e["datetime"] < hi]
             hits.sort(key=lambda e: (e["eo:cloud_cover"], e["id"]))
             periods.append(
                 {
@@ -159,5 +160,5 @@ def _sample_periods(*, samples: tuple[Sample, ...], entries: list[dict[str, Any]
                     "items": [e["id"] for e in hits],
                 }
             )
-        out.append({**sample.to_json(), "periods": periods})
+        out.append({**sample_key(sample), "periods": periods})
     return out
