@@ -7,7 +7,7 @@ rasterio window reads or by-hand nearest-neighbour sampling, never with the pipe
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -102,26 +102,36 @@ def reproject_bilinear(path: Path, tile: Tile, *, pixel_size_m: float, nodata: f
     return out
 
 
-def landsat_first_valid(catalog: Catalog, items: dict[str, Any], ids: list[str], tile: Tile) -> np.ndarray:
+def landsat_first_valid(
+    catalog: Catalog, items: dict[str, Any], ids: list[str], tile: Tile, fallback: Sequence[str] = ()
+) -> np.ndarray:
     """First valid over ``ids`` (in order) of each item's 8 Landsat assets warped bilinearly onto the
-    tile's 20 m grid: ``[8, 128, 128]`` uint16, 0 = nodata; an item without thermal leaves B10 at 0."""
+    tile's 20 m grid: ``[8, 128, 128]`` uint16, 0 = nodata.
+
+    The 7 SR bands decide validity and fill together; B10 (``lwir11``, which L2SR items lack) fills on
+    its own: per pixel from the first item with a thermal value there, over ``ids`` and then over
+    ``fallback`` (the period's other items, in search order)."""
     from olmoearth_data.modalities import get_modality
     from olmoearth_data.sources import get_source
 
     assets = [get_source("landsat_l2").asset_for(b) for b in get_modality("landsat_l2").bands]
     out = np.zeros((len(assets), 128, 128), dtype=np.uint16)
     filled = np.zeros((128, 128), dtype=bool)
+    thermal = np.zeros((128, 128), dtype=bool)
+
+    def warp(item_id: str, asset: str) -> np.ndarray:
+        href = items[item_id]["assets"][asset]["href"]
+        return reproject_bilinear(blob_path(catalog, href), tile, pixel_size_m=20.0, nodata=0)
+
     for item_id in ids:
-        have = items[item_id]["assets"]
-        stack = np.stack(
-            [
-                reproject_bilinear(blob_path(catalog, have[a]["href"]), tile, pixel_size_m=20.0, nodata=0)
-                if a in have
-                else np.zeros((128, 128), dtype=np.uint16)
-                for a in assets
-            ]
-        )
+        stack = np.stack([warp(item_id, a) for a in assets[:7]])
         take = (stack != 0).any(axis=0) & ~filled
-        out[:, take] = stack[:, take]
+        out[:7, take] = stack[:, take]
         filled |= take
+    for item_id in (*ids, *fallback):
+        if "lwir11" in items[item_id]["assets"]:
+            b10 = warp(item_id, "lwir11")
+            take = (b10 != 0) & ~thermal
+            out[7, take] = b10[take]
+            thermal |= take
     return out

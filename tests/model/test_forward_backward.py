@@ -17,7 +17,9 @@ from olmoearth_model.synthetic import synthetic_batch
 CROPS = {"nano": (4, 2, 2), "tiny": (4, 2, 2), "base": (4, 2, 2), "large": (1, 2, 2)}
 
 
-@pytest.mark.parametrize("size", list(CROPS))
+@pytest.mark.parametrize(
+    "size", [s if s == "nano" else pytest.param(s, marks=pytest.mark.slow) for s in CROPS]
+)
 def test_forward_backward(v1, size: str) -> None:
     p, h, T = CROPS[size]
     rng = np.random.default_rng(0)

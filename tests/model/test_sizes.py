@@ -37,7 +37,9 @@ def _describe_cmd() -> list[str]:
     return [str(exe)] if exe.exists() else [sys.executable, "-m", "olmoearth_model.cli"]
 
 
-@pytest.mark.parametrize("size", list(ENCODER))
+@pytest.mark.parametrize(
+    "size", [s if s == "nano" else pytest.param(s, marks=pytest.mark.slow) for s in ENCODER]
+)
 def test_describe_subprocess(size: str) -> None:
     out = subprocess.run(
         [

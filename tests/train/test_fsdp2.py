@@ -21,6 +21,7 @@ import torch.distributed as dist
 import yaml
 from safetensors.torch import load_file
 
+from olmoearth_model.batch import Batch
 from olmoearth_model.data.dataset import BatchDataset, LoaderConfig
 from olmoearth_model.losses import LossConfig
 from olmoearth_model.train.checkpoint import CHECKPOINT_NAME
@@ -28,8 +29,6 @@ from olmoearth_model.train.config import OptimConfig, TrainConfig
 from olmoearth_model.train.export import load_release
 from olmoearth_model.train.loop import ObjectiveModule, build_model_for_corpus, split_batch
 from olmoearth_model.train.parallel import Parallel, shard_fsdp2
-
-pytestmark = pytest.mark.twin
 
 RTOL = 1e-5  # FSDP2 vs DDP, per logged value (fp32 reduction order only)
 COMPARED = ("loss", "patch_a", "patch_b", "contrastive", "grad_norm", "probe_loss", "probe_embedding_std")
@@ -77,14 +76,15 @@ def _embeddings(encoder: torch.nn.Module, corpus: Path) -> torch.Tensor:
         ).pooled
 
 
+@pytest.mark.slow
 def test_fsdp2_trains_like_ddp_resumes_exactly_and_exports_plain_weights(
-    s2_corpus: Path, tmp_path: Path
+    fake_corpus: Path, tmp_path: Path
 ) -> None:
     ddp, fsdp = tmp_path / "ddp", tmp_path / "fsdp"
-    _run(_config(tmp_path / "ddp.yaml", s2_corpus, ddp, parallel="ddp"))
+    _run(_config(tmp_path / "ddp.yaml", fake_corpus, ddp, parallel="ddp"))
 
     # FSDP2: kill -9 the whole job (torchrun and both ranks) after its step-4 checkpoint...
-    cmd = _config(tmp_path / "fsdp.yaml", s2_corpus, fsdp, parallel="fsdp2")
+    cmd = _config(tmp_path / "fsdp.yaml", fake_corpus, fsdp, parallel="fsdp2")
     quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
     proc = subprocess.Popen(cmd, env=ENV, start_new_session=True, **quiet)
     metrics, deadline = fsdp / "metrics.jsonl", time.monotonic() + 240
@@ -138,25 +138,27 @@ def test_fsdp2_trains_like_ddp_resumes_exactly_and_exports_plain_weights(
     assert released.keys() == fresh.encoder.state_dict().keys()
     encoder, meta = load_release(fsdp / "release")
     assert meta["size"] == "nano"
-    got = _embeddings(encoder, s2_corpus)
-    torch.testing.assert_close(got, _embeddings(fresh.encoder, s2_corpus), rtol=0, atol=0)
+    got = _embeddings(encoder, fake_corpus)
+    torch.testing.assert_close(got, _embeddings(fresh.encoder, fake_corpus), rtol=0, atol=0)
     # ...and the FSDP2 weights are DDP's, up to the reduction-order differences above.
     ddp_encoder, _ = load_release(ddp / "release")
-    torch.testing.assert_close(got, _embeddings(ddp_encoder, s2_corpus), rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(got, _embeddings(ddp_encoder, fake_corpus), rtol=1e-4, atol=1e-5)
 
 
-def test_fsdp2_gradient_accumulation_equals_the_full_batch_gradient(s2_corpus: Path, tmp_path: Path) -> None:
+@pytest.mark.slow  # gloo + FSDP2 setup: ~14 s CPU; the DDP accumulation test is in the fast tier
+def test_fsdp2_gradient_accumulation_equals_the_full_batch_gradient(
+    fake_corpus: Path, accumulation_batches: dict[str, Batch], tmp_path: Path
+) -> None:
     """Microbatches with FSDP2's gradient sync off until the last give the unsharded full-batch gradient.
 
     One in-process rank (gloo): FSDP2 still shards, gathers and reduce-scatters, and keeps the
     unsynced gradients unsharded between microbatches. Contrastive term and DropPath off (as in the
-    DDP accumulation test); fp32 summation order differs, hence the tolerance.
+    DDP accumulation test), on a batch whose samples each have decoded tokens of every modality (as
+    there); fp32 summation order differs, hence the tolerance.
     """
-    config = TrainConfig(corpus=str(s2_corpus), size="nano", contrastive=False)
+    config = TrainConfig(corpus=str(fake_corpus), size="nano", contrastive=False)
     loss = LossConfig(contrastive=False)
-    cfg = LoaderConfig(corpus=str(s2_corpus), global_batch=2, patch_sizes=(4, 8), crop_tokens=(2, 4),
-                       token_budget=400, masking="random")  # fmt: skip
-    batch = BatchDataset(cfg, epoch=0).batch(0)
+    batch = accumulation_batches["every"]
 
     reference = build_model_for_corpus(config).eval()
     (ObjectiveModule(reference, loss_config=loss)(batch)["loss"]).backward()

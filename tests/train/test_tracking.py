@@ -44,14 +44,14 @@ def _read_wandb_records(path: Path) -> list:
     return records
 
 
-@pytest.mark.twin
-def test_tensorboard_and_wandb_offline_log_the_jsonl_scalars(s2_corpus: Path, tmp_path: Path) -> None:
+@pytest.mark.slow
+def test_tensorboard_and_wandb_offline_log_the_jsonl_scalars(fake_corpus: Path, tmp_path: Path) -> None:
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
     from tensorboard.util import tensor_util
 
     run = tmp_path / "run"
     config = TrainConfig(
-        corpus=str(s2_corpus),
+        corpus=str(fake_corpus),
         run_dir=str(run),
         size="nano",
         max_steps=5,

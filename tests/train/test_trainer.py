@@ -16,14 +16,14 @@ import pytest
 import torch
 import yaml
 
+from olmoearth_data.testing import write_fake_corpus
+from olmoearth_model.batch import Batch
 from olmoearth_model.data.dataset import BatchDataset, LoaderConfig, make_loader
 from olmoearth_model.losses import LossConfig
 from olmoearth_model.train.config import OptimConfig, TrainConfig
 from olmoearth_model.train.export import load_release
 from olmoearth_model.train.loop import ObjectiveModule, build_model_for_corpus, split_batch
 from olmoearth_model.train.schedule import learning_rate
-
-pytestmark = pytest.mark.twin
 
 
 def test_learning_rate_matches_recipe_schedule() -> None:
@@ -51,12 +51,13 @@ def _flat(batch) -> list[np.ndarray]:
     return out
 
 
-def test_batches_do_not_depend_on_the_number_of_workers(s2_corpus: Path) -> None:
+def test_batches_do_not_depend_on_the_number_of_workers(fake_corpus: Path) -> None:
     runs = []
     for workers in (0, 1, 2):
-        ds = BatchDataset(_loader_config(s2_corpus), epoch=3)
+        ds = BatchDataset(_loader_config(fake_corpus), epoch=3)
         runs.append([_flat(b) for b in make_loader(ds, num_workers=workers, pin_memory=False)])
-    assert len(runs[0]) == BatchDataset(_loader_config(s2_corpus), epoch=3).num_batches() == 1
+    # 6 complete samples (1 of 7 dropped) in global batches of 2: 3 batches, split unevenly over 2 workers
+    assert len(runs[0]) == BatchDataset(_loader_config(fake_corpus), epoch=3).num_batches() == 3
     for other in runs[1:]:
         assert len(other) == len(runs[0])
         for a, b in zip(runs[0], other):
@@ -64,12 +65,11 @@ def test_batches_do_not_depend_on_the_number_of_workers(s2_corpus: Path) -> None
                 np.testing.assert_array_equal(x, y)
 
 
-def test_gradient_accumulation_equals_the_full_batch_gradient(s2_corpus: Path) -> None:
-    """With the contrastive term off (its negatives are microbatch-local by design) and DropPath off."""
-    config = TrainConfig(corpus=str(s2_corpus), size="nano", contrastive=False)
+def _accumulation_grads(corpus: Path, batch: Batch) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """Gradients of the full batch and of its one-sample microbatches, each loss ÷ their number."""
+    config = TrainConfig(corpus=str(corpus), size="nano", contrastive=False)
     model = build_model_for_corpus(config).eval()
     objective = ObjectiveModule(model, loss_config=LossConfig(contrastive=False))
-    batch = BatchDataset(_loader_config(s2_corpus, masking="random"), epoch=0).batch(0)
 
     def grads(micro: int) -> list[torch.Tensor]:
         model.zero_grad(set_to_none=True)
@@ -81,9 +81,30 @@ def test_gradient_accumulation_equals_the_full_batch_gradient(s2_corpus: Path) -
             for p in model.trainable_parameters()
         ]
 
-    full, accumulated = grads(2), grads(1)
+    return grads(2), grads(1)
+
+
+def test_gradient_accumulation_equals_the_full_batch_gradient(
+    fake_corpus: Path, accumulation_batches: dict[str, Batch]
+) -> None:
+    """With the contrastive term off (its negatives are microbatch-local by design) and DropPath off,
+    on a batch whose samples each have decoded tokens of every modality (S2, S1 and WorldCover)."""
+    full, accumulated = _accumulation_grads(fake_corpus, accumulation_batches["every"])
     for f, a in zip(full, accumulated):
         torch.testing.assert_close(a, f, rtol=1e-4, atol=1e-6)  # fp32 summation order differs
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="known: the patch losses average over the samples that have decoded tokens of a modality, "
+    "but train.loop divides each microbatch's loss by the number of microbatches",
+)
+def test_gradient_accumulation_equals_the_full_batch_gradient_when_a_sample_lacks_a_modality(
+    fake_corpus: Path, accumulation_batches: dict[str, Batch]
+) -> None:
+    full, accumulated = _accumulation_grads(fake_corpus, accumulation_batches["uneven"])
+    for f, a in zip(full, accumulated):
+        torch.testing.assert_close(a, f, rtol=1e-4, atol=1e-6)
 
 
 def _write_config(path: Path, corpus: Path, run: Path, **overrides: object) -> Path:
@@ -115,10 +136,37 @@ def _losses(run: Path) -> list[tuple[int, float, float]]:
     return [(r["step"], r["loss"], r["grad_norm"]) for r in rows]
 
 
-def test_kill9_and_resume_is_bit_identical(s2_corpus: Path, tmp_path: Path) -> None:
-    straight = _write_config(tmp_path / "a.yaml", s2_corpus, tmp_path / "a")
+@pytest.fixture(scope="module")
+def one_batch_epochs_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A fake corpus of 2 complete samples (1 of 3 dropped): in global batches of 2 every epoch is one
+    batch, so every checkpoint falls on an epoch boundary (as on the twin's 2-sample corpus)."""
+    return write_fake_corpus(path=tmp_path_factory.mktemp("one-batch") / "c.zarr", n_samples=3, n_dropped=1)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "resume_at",
+    [
+        "epoch-boundary",
+        pytest.param(
+            "mid-epoch",  # the session's fake corpus: 3 batches an epoch, the step-4 checkpoint is batch 1
+            marks=pytest.mark.xfail(
+                strict=True,
+                reason="known: every DataLoader iterator draws its base seed from the global torch RNG, "
+                "so a resumed run (a new iterator mid-epoch) draws different DropPath masks",
+            ),
+        ),
+    ],
+)
+def test_kill9_and_resume_is_bit_identical(
+    resume_at: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    corpus = request.getfixturevalue(
+        "one_batch_epochs_corpus" if resume_at == "epoch-boundary" else "fake_corpus"
+    )
+    straight = _write_config(tmp_path / "a.yaml", corpus, tmp_path / "a")
     subprocess.run(_train_cmd(straight), check=True, capture_output=True, timeout=300)
-    killed = _write_config(tmp_path / "b.yaml", s2_corpus, tmp_path / "b")
+    killed = _write_config(tmp_path / "b.yaml", corpus, tmp_path / "b")
     proc = subprocess.Popen(_train_cmd(killed), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     metrics = tmp_path / "b" / "metrics.jsonl"
     deadline = time.monotonic() + 240
@@ -134,7 +182,11 @@ def test_kill9_and_resume_is_bit_identical(s2_corpus: Path, tmp_path: Path) -> N
     assert _losses(tmp_path / "b") == _losses(tmp_path / "a")  # exact float equality, every step
 
 
+@pytest.mark.twin
 def test_torchrun_two_ranks_stay_in_sync_and_learn(s2_corpus: Path, tmp_path: Path) -> None:
+    """On the twin's corpus: "learns" (the probe loss falls within 16 steps) needs real imagery. On the
+    fake corpus's synthetic pixels it does not fall that fast (measured: 1.79 → 1.81), and DDP's
+    sync is covered there by the FSDP2 test (its DDP run asserts ``rank_divergence == 0``)."""
     config = _write_config(tmp_path / "c.yaml", s2_corpus, tmp_path / "c", max_steps=16, probe_every=5)
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
     out = subprocess.run(
@@ -152,11 +204,11 @@ def test_torchrun_two_ranks_stay_in_sync_and_learn(s2_corpus: Path, tmp_path: Pa
     assert probes[-1] < probes[0], probes
 
 
-def test_release_export_reloads_to_the_same_embeddings(s2_corpus: Path, tmp_path: Path) -> None:
+def test_release_export_reloads_to_the_same_embeddings(fake_corpus: Path, tmp_path: Path) -> None:
     from olmoearth_model.train.loop import train
 
     config = TrainConfig(
-        corpus=str(s2_corpus),
+        corpus=str(fake_corpus),
         run_dir=str(tmp_path / "r"),
         size="nano",
         max_steps=2,
@@ -174,7 +226,7 @@ def test_release_export_reloads_to_the_same_embeddings(s2_corpus: Path, tmp_path
     model = build_model_for_corpus(replace(config))
     model.load_state_dict(state["model"])
     model.eval()
-    batch = BatchDataset(_loader_config(s2_corpus), epoch=0).batch(0)
+    batch = BatchDataset(_loader_config(fake_corpus), epoch=0).batch(0)
     kw = {
         "data": batch.data,
         "masks": batch.masks_a,

@@ -3,6 +3,14 @@
 Each task owns whole shards (``cube.writer``), so tasks never share a shard. The build is resumable:
 a shard whose samples all have a final status is skipped on rerun. Each task also writes its shard's
 sample-index fragment; the merged index (``index.py``) is written at the end of every build.
+
+A pending shard rebuilds only what its pending samples lack (:func:`~olmoearth_data.cube.skeleton.
+modalities_to_build`): a sample an outage stopped keeps the modalities finished before it. A service
+that fails past the retries leaves samples pending, never dropped (:mod:`olmoearth_data.outages`); the
+summary counts them per host and failure and ``olmoearth-data build`` then exits non-zero; a rerun
+retries them. A rerun asking for modalities the corpus lacks adds and builds them
+(:func:`~olmoearth_data.cube.skeleton.add_modalities`); a narrower one resumes the corpus's whole set.
+The configuration saved in the corpus has no credentials (:mod:`olmoearth_data.redact`).
 """
 
 from __future__ import annotations
@@ -13,21 +21,31 @@ import os
 import shutil
 import sys
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 import rasterio
 import zarr
 
+from olmoearth_data.composite.gdal_cache import clear_remote_cache
 from olmoearth_data.cube.layout import CorpusLayout, consolidate, create_corpus, open_layout
+from olmoearth_data.cube.skeleton import (
+    add_modalities,
+    interrupted_creation,
+    modalities_to_build,
+    skeleton_problems,
+)
 from olmoearth_data.cube.writer import write_samples
 from olmoearth_data.hosts import HostLeases
 from olmoearth_data.index import fragments_dir, write_index, write_shard_fragment
 from olmoearth_data.materialise.osm_raster import OsmInput
-from olmoearth_data.materialise.sample import materialise_sample
+from olmoearth_data.materialise.sample import materialise_sample, stac_outage
 from olmoearth_data.missing import SampleStatus
-from olmoearth_data.modalities import modality_set, registry_from_dict
+from olmoearth_data.modalities import ModalitySpec, modality_set, registry_from_dict
+from olmoearth_data.outages import PENDING_PREFIX, Outage, summarise
+from olmoearth_data.redact import redact_tree
+from olmoearth_data.results import SampleResult
 from olmoearth_data.samples import Sample, read_sample_table
 from olmoearth_data.sources import get_source
 from olmoearth_data.stac.catalog import CatalogConfig, require_subscription_key
@@ -80,17 +98,33 @@ class BuildConfig:
             )
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """The configuration as saved in the corpus: every URL without userinfo and query string
+        (a ``user:password@`` STAC URL, a SAS-signed ``--tile-index``), see :mod:`olmoearth_data.redact`."""
+        return redact_tree(json.loads(json.dumps(asdict(self), default=str)))
 
 
 @dataclass(frozen=True)
 class BuildSummary:
+    """What a build did. ``pending``: samples left for a rerun (an outage stopped them); ``outages``:
+    per host and failure, how many samples it left pending (:func:`~olmoearth_data.outages.summarise`)."""
+
     corpus: str
     samples: int
     shards_total: int
     shards_built: int
     complete: int
     dropped: int
+    pending: int = 0
+    outages: list[dict[str, object]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class ShardReport:
+    """One build task's outcome: the samples of the shard and those an outage left pending."""
+
+    shard: int
+    samples: int
+    pending: tuple[tuple[int, Outage], ...] = ()
 
 
 def build_shard(config: BuildConfig, shard: int) -> int:
@@ -98,30 +132,76 @@ def build_shard(config: BuildConfig, shard: int) -> int:
 
     On a dask worker every (sample, modality) read phase holds a lease per host it contacts
     (``config.max_requests_per_host``, :class:`~olmoearth_data.hosts.HostLeases`); called directly,
-    outside dask, it runs without leases.
+    outside dask, it runs without leases. See :func:`run_shard` for what is rebuilt.
+    """
+    return run_shard(config, shard).samples
+
+
+def run_shard(config: BuildConfig, shard: int) -> ShardReport:
+    """Build one shard and report the samples left pending.
+
+    Only the modalities some pending sample of the shard lacks are materialised (for every sample of
+    the shard: writes cover whole shards); the others stay as stored, and a sample's status is decided
+    on both. The first outage stops the shard: its remaining samples stay pending untried (the shard is
+    rebuilt on the next run anyway).
     """
     layout, meta = open_layout(config.corpus)
     specs = registry_from_dict(meta["modalities"])
-    samples = read_sample_table(config.sample_table)
     start, stop = layout.shard_range(shard)
-    client = config.catalog.open_client()
+    group = zarr.open_group(config.corpus, mode="r")
+    todo = modalities_to_build(group, specs=specs, start=start, stop=stop)
+    kept_observed = _kept_observations(
+        group, specs=[s for s in specs if s not in todo], start=start, stop=stop
+    )
+    samples = read_sample_table(config.sample_table)
+    clear_remote_cache()  # "missing file" verdicts from an earlier task's outage must not linger
+    results: list[SampleResult] = []
+    outage: Outage | None = None
+    try:
+        client = config.catalog.open_client()
+    except Exception as exc:
+        found = stac_outage(exc, stac_url=config.catalog.stac_url)
+        if found is None:
+            raise
+        client, outage = None, found.outage
     sign = config.catalog.signer()
     cache = SearchCache(config.cache_dir)
     osm = OsmInput.from_extraction(config.osm_dir, bbox=config.osm_bbox) if config.osm_dir else None
     leases = HostLeases(catalog=config.catalog, max_per_host=config.max_requests_per_host)
     with rasterio.Env(**GDAL_OPTIONS):
-        results = [
-            materialise_sample(index=i, sample=samples[i], specs=specs, client=client,
-                               stac_url=config.catalog.stac_url, sign=sign, cache=cache, osm=osm,
-                               tile_indexes=config.catalog.tile_indexes, retry=config.catalog.retry,
-                               guard=leases.hold)
-            for i in range(start, stop)
-        ]  # fmt: skip
+        for i in range(start, stop):
+            if outage is not None:
+                why = f"{PENDING_PREFIX}not tried after {outage.describe()}"
+                results.append(SampleResult(i, SampleStatus.PENDING, why, {}, outage=outage))
+                continue
+            result = materialise_sample(index=i, sample=samples[i], specs=todo, client=client,
+                                        stac_url=config.catalog.stac_url, sign=sign, cache=cache, osm=osm,
+                                        tile_indexes=config.catalog.tile_indexes, retry=config.catalog.retry,
+                                        guard=leases.hold)  # fmt: skip
+            if result.outage is not None:
+                outage = result.outage
+            elif result.status == SampleStatus.DROPPED and kept_observed[i - start]:
+                result = replace(result, status=SampleStatus.COMPLETE, status_reason="")
+            results.append(result)
     # Before the shard (whose status is written last): a complete shard always has its fragment; a
     # fragment of a shard killed mid-write is rewritten when the pending shard is rebuilt.
-    write_shard_fragment(corpus=config.corpus, shard=shard, results=results)
-    write_samples(config.corpus, layout=layout, specs=specs, results=results)
-    return stop - start
+    names = [s.name for s in todo]
+    write_shard_fragment(corpus=config.corpus, shard=shard, results=results, modalities=names)
+    write_samples(config.corpus, layout=layout, specs=todo, results=results)
+    pending = tuple((r.index, r.outage) for r in results if r.outage is not None)
+    return ShardReport(shard=shard, samples=stop - start, pending=pending)
+
+
+def _kept_observations(
+    group: zarr.Group, *, specs: Sequence[ModalitySpec], start: int, stop: int
+) -> np.ndarray:
+    """Per sample of ``[start, stop)``: whether a stored (not rebuilt) observation modality has data."""
+    observed = np.zeros(stop - start, dtype=bool)
+    for spec in specs:
+        if not spec.is_map:
+            present = np.asarray(group[f"{spec.name}/present"][start:stop]).reshape(stop - start, -1)
+            observed |= present.any(axis=1)
+    return observed
 
 
 def pending_shards(path: str | Path, layout: CorpusLayout) -> list[int]:
@@ -142,30 +222,64 @@ def _check_same_samples(path: str, samples: Sequence[Sample]) -> None:
         )
 
 
-def build_corpus(config: BuildConfig, *, progress: bool = False) -> BuildSummary:
-    """Create (or resume) the corpus and build every pending shard on dask.distributed.
-
-    ``progress``: a shard progress bar on stderr and the dask dashboard's link (the ``--scheduler``'s, or
-    the LocalCluster's, which serves one on a free loopback port only with ``progress``).
-    """
-    specs = modality_set(config.modalities)
+def _require_keys(specs: Sequence[ModalitySpec], catalog: CatalogConfig) -> None:
     require_subscription_key(
         collections=[get_source(s.name).collection for s in specs if get_source(s.name).requires_account],
-        catalog=config.catalog,
+        catalog=catalog,
     )
-    samples = read_sample_table(config.sample_table)
-    if not os.path.exists(config.corpus):
+
+
+def _prepare_corpus(config: BuildConfig, samples: Sequence[Sample]) -> tuple[ModalitySpec, ...]:
+    """Create the corpus, or check and (when asked for more modalities) widen the existing one;
+    returns the modalities the corpus holds now."""
+    requested = modality_set(config.modalities)
+    path = config.corpus
+    if os.path.exists(path):
+        problems = skeleton_problems(path)
+        if problems and interrupted_creation(path):
+            log.warning("corpus %s: incomplete skeleton (%s), nothing built in it: creating it anew", path,
+                        problems[0])  # fmt: skip
+            shutil.rmtree(path)
+        elif problems:
+            raise ValueError(
+                f"{path} exists but is not a whole corpus ({problems[0]}); build into a new path or remove it"
+            )
+    if not os.path.exists(path):
+        _require_keys(requested, config.catalog)
         # Index fragments of an earlier corpus at this path would lend it their item ids.
-        shutil.rmtree(fragments_dir(config.corpus), ignore_errors=True)
-        create_corpus(config.corpus, samples=samples, specs=specs, samples_per_shard=config.samples_per_shard,
-                      attrs={"build_config": json.loads(json.dumps(config.to_dict(), default=str)),
-                             "sources": {s.name: get_source(s.name).to_dict() for s in specs}})  # fmt: skip
-    else:
-        _check_same_samples(config.corpus, samples)
+        shutil.rmtree(fragments_dir(path), ignore_errors=True)
+        sources = {s.name: get_source(s.name).to_dict() for s in requested}
+        create_corpus(path, samples=samples, specs=requested, samples_per_shard=config.samples_per_shard,
+                      attrs={"build_config": config.to_dict(), "sources": sources})  # fmt: skip
+        return requested
+    _check_same_samples(path, samples)
+    layout, meta = open_layout(path)
+    stored = registry_from_dict(meta["modalities"])
+    missing = [s for s in requested if s.name not in {x.name for x in stored}]
+    union = (*stored, *missing)
+    _require_keys(union, config.catalog)
+    if missing:
+        print(f"corpus {path}: adding modalities {', '.join(s.name for s in missing)}", file=sys.stderr)
+        add_modalities(path, specs=missing, layout=layout,
+                       attrs={"sources": {s.name: get_source(s.name).to_dict() for s in missing},
+                              "build_config": {"modalities": ",".join(s.name for s in union)}})  # fmt: skip
+    elif len(requested) < len(stored):
+        log.info("corpus %s holds %s; building all of them", path, ", ".join(s.name for s in stored))
+    return union
+
+
+def build_corpus(config: BuildConfig, *, progress: bool = False) -> BuildSummary:
+    """Create (or resume, or widen) the corpus and build every pending shard on dask.distributed.
+
+    ``progress``: a shard progress bar on stderr and the dask dashboard's link (the ``--scheduler``'s, or
+    the LocalCluster's, which serves one on a free loopback port only with ``progress``). Samples an
+    outage left pending are counted in ``pending`` and ``outages`` (the CLI then exits non-zero).
+    """
+    samples = read_sample_table(config.sample_table)
+    _prepare_corpus(config, samples)
     layout, _ = open_layout(config.corpus)
     todo = pending_shards(config.corpus, layout)
-    if todo:
-        _run_on_dask(config, todo, progress=progress)
+    reports = _run_on_dask(config, todo, progress=progress) if todo else []
     consolidate(config.corpus)
     write_index(corpus=config.corpus)
     status = zarr.open_group(config.corpus, mode="r")["status"][:]
@@ -176,6 +290,8 @@ def build_corpus(config: BuildConfig, *, progress: bool = False) -> BuildSummary
         shards_built=len(todo),
         complete=int(np.sum(status == SampleStatus.COMPLETE)),
         dropped=int(np.sum(status == SampleStatus.DROPPED)),
+        pending=int(np.sum(status == SampleStatus.PENDING)),
+        outages=summarise(p for r in reports for p in r.pending),
     )
 
 
@@ -193,7 +309,7 @@ def local_cluster(*, workers: int, dashboard: bool):  # -> distributed.LocalClus
                         silence_logs=logging.WARNING)  # fmt: skip
 
 
-def _run_on_dask(config: BuildConfig, shards: list[int], *, progress: bool) -> None:
+def _run_on_dask(config: BuildConfig, shards: list[int], *, progress: bool) -> list[ShardReport]:
     from dask.distributed import Client, as_completed
     from tqdm import tqdm
 
@@ -209,11 +325,13 @@ def _run_on_dask(config: BuildConfig, shards: list[int], *, progress: bool) -> N
     try:
         if progress and client.dashboard_link:
             print(f"dask dashboard: {client.dashboard_link}", file=sys.stderr, flush=True)
-        futures = client.map(build_shard, [config] * len(shards), shards, pure=False)
+        futures = client.map(run_shard, [config] * len(shards), shards, pure=False)
+        reports = []
         with tqdm(total=len(shards), desc="shards", unit="shard", disable=not progress) as bar:
             for future in as_completed(futures):
-                future.result()
+                reports.append(future.result())
                 bar.update(1)
+        return sorted(reports, key=lambda r: r.shard)
     finally:
         client.close()
         if cluster is not None:

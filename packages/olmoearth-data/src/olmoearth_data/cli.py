@@ -47,6 +47,8 @@ def _cmd_build(args: argparse.Namespace) -> int:
         blob_endpoint=args.blob_endpoint,
         retry=RetryPolicy(attempts=args.retries, backoff_s=args.backoff_s),
         tile_indexes=tile_indexes_from_args(args.tile_index),
+        sas_url=args.sas_url,
+        local_href_prefixes=tuple(args.allow_href_prefix or ()),
     )
     config = BuildConfig(corpus=args.corpus, sample_table=args.samples, modalities=args.modalities,
                          samples_per_shard=args.samples_per_shard, cache_dir=args.cache_dir,
@@ -54,6 +56,12 @@ def _cmd_build(args: argparse.Namespace) -> int:
                          max_requests_per_host=args.max_per_host, osm_dir=args.osm_dir)  # fmt: skip
     summary = build_corpus(config, progress=True)
     print(json.dumps(summary.__dict__, indent=2))
+    if summary.pending:
+        from olmoearth_data.outages import incomplete_message
+
+        message = incomplete_message(pending=summary.pending, outages=summary.outages)
+        print(f"error: {message}", file=sys.stderr)
+        return 3
     return 0
 
 
@@ -63,6 +71,33 @@ def _cmd_stats(args: argparse.Namespace) -> int:
     stats = compute_norm_stats(args.corpus)
     print(json.dumps(stats, indent=2))
     return 0
+
+
+def _cmd_verify(args: argparse.Namespace) -> int:
+    from olmoearth_data.verify import reset_damaged, verify_corpus
+
+    report = verify_corpus(args.corpus, scheduler=args.scheduler, workers=args.workers, decode=args.decode)
+    doc = report.to_dict()
+    for d in report.damaged:
+        print(f"damaged: sample {d.sample} ({d.tile_id}): {'; '.join(d.problems)}", file=sys.stderr)
+    if args.reset:
+        doc["reset_to_pending"] = reset_damaged(args.corpus, report=report)
+    print(json.dumps(doc, indent=2))
+    if report.ok:
+        print(
+            f"verify: {report.complete} complete samples, {report.chunks} chunks: no damage", file=sys.stderr
+        )
+        return 0
+    then = (
+        "reset to pending; rerun the same `olmoearth-data build` to rebuild them, then `olmoearth-data stats`"
+        if args.reset
+        else "rerun with --reset, then the same `olmoearth-data build`, then `olmoearth-data stats`"
+    )
+    print(
+        f"verify: {len(report.damaged)} of {report.complete} complete samples damaged; {then}",
+        file=sys.stderr,
+    )
+    return 1
 
 
 def _cmd_index(args: argparse.Namespace) -> int:
@@ -96,7 +131,8 @@ def _cmd_sample(args: argparse.Namespace) -> int:
                              overpass_url=args.overpass_url)  # fmt: skip
     res = run_sampling(out=args.out, osm=osm, lonlats=args.lonlats, per_category=args.per_category,
                        seed=args.seed, naip_stac_url=args.naip_stac_url, progress=not args.quiet,
-                       dry_run=args.dry_run, dates_per_tile=args.dates_per_tile)  # fmt: skip
+                       dry_run=args.dry_run, dates_per_tile=args.dates_per_tile,
+                       workers=args.workers)  # fmt: skip
     if args.dry_run:
         print(format_estimate(estimate(n_samples=res.n_samples)))
     else:
@@ -139,6 +175,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cache-dir", default="data/cache", help="per-sample STAC search cache")
     p.add_argument("--retries", type=int, default=6)
     p.add_argument("--backoff-s", type=float, default=1.0)
+    p.add_argument("--sas-url", default=None,
+                   help="SAS token endpoint (default: PC_SDK_SAS_URL, else PC's)")  # fmt: skip
+    p.add_argument("--allow-href-prefix", action="append", metavar="PREFIX",
+                   help="also read asset hrefs starting with PREFIX (a local mirror, e.g. "
+                        "file:///data/mirror/); other non-http(s) hrefs are refused; repeatable")  # fmt: skip
     p.add_argument("--osm-dir", default=None,
                    help="extract_osm output folder for openstreetmap_raster (`sample --osm F --out "
                         "S.parquet` leaves it in S.work); without it that modality is missing")  # fmt: skip
@@ -165,11 +206,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--naip-stac-url", default=None, help="STAC API with a 'naip' collection (NAIP-date rule)")
     p.add_argument("--dry-run", action="store_true", help="print tiles/bytes/hours estimate; write no table")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--workers", type=int, default=1,
+        help="processes of the OSM pass (PBF pieces in parallel); the same table for any number",
+    )  # fmt: skip
     p.set_defaults(func=_cmd_sample)
 
     p = sub.add_parser("stats", help="compute per-band normalisation stats of a corpus (stored in it)")
     p.add_argument("corpus")
     p.set_defaults(func=_cmd_stats)
+
+    p = sub.add_parser("verify", help="check every complete sample's shards and checksums; name the damaged")
+    p.add_argument("corpus")
+    p.add_argument("--reset", action="store_true",
+                   help="mark damaged samples pending (and quarantine unreadable shard files) so that "
+                        "rerunning the same `build` rebuilds exactly their shards")  # fmt: skip
+    p.add_argument("--workers", type=int, default=None, help="dask threads (default: the CPU count)")
+    p.add_argument("--scheduler", default=None, help="dask scheduler address, or threads/processes")
+    p.add_argument("--decode", action="store_true", help="also decompress checksummed chunks (slower)")
+    p.set_defaults(func=_cmd_verify)
 
     p = sub.add_parser("index", help="write the corpus's sample index (GeoParquet, one row per sample)")
     p.add_argument("corpus")
@@ -195,6 +250,19 @@ def main(argv: list[str] | None = None) -> int:
     except (KeyError, ValueError, FileNotFoundError, FileExistsError, RuntimeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:
+        from olmoearth_data.cube.disk import disk_full_message, is_disk_full
+
+        if not is_disk_full(exc):
+            raise
+        where = getattr(args, "corpus", None) or exc.filename or "the output"
+        print(f"error: {disk_full_message(path=where, doing='writing', exc=exc)}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        if args.func is not _cmd_build:
+            raise
+        print("interrupted: rerun the same command to resume the build", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -18,13 +18,13 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
-import shapely
 from affine import Affine
 from odc.geo.geobox import GeoBox
 from pyproj import CRS, Transformer
 from pyproj.aoi import AreaOfInterest
 from pyproj.database import query_utm_crs_info
-from shapely.geometry import Polygon, box
+from shapely.affinity import translate
+from shapely.geometry import MultiPolygon, Polygon, box
 
 from olmoearth_data.modalities import TILE_SIZE_M
 
@@ -131,12 +131,25 @@ class Tile:
         """The tile as a polygon in its own CRS."""
         return box(*self.bounds)
 
-    def polygon_lonlat(self, *, densify: int = 8) -> Polygon:
-        """The tile's outline in lon/lat (edges densified so the curved outline is followed)."""
+    def polygon_lonlat(self, *, densify: int = 8) -> Polygon | MultiPolygon:
+        """The tile's outline in lon/lat degrees (edges densified so the curved outline is followed).
+
+        A valid geometry whose longitudes lie in [−180, 180]: a Polygon, or — for a tile straddling the
+        ±180° meridian (Fiji, Chukotka, the Aleutians) — a MultiPolygon of the two sides, split at the
+        meridian (the outline is unwrapped around the tile centre first, so no part spans the globe).
+        A tile holding a pole is the cap poleward of its outline. This is what STAC ``intersects``
+        searches, tile-index lookups and the sample table use.
+        """
         poly = self.polygon().segmentize(TILE_SIZE_M / densify)
-        return shapely.transform(
-            poly, lambda xy: np.column_stack(_to_lonlat(self.epsg).transform(xy[:, 0], xy[:, 1]))
-        )
+        xy = np.asarray(poly.exterior.coords)
+        lon, lat = _to_lonlat(self.epsg).transform(xy[:, 0], xy[:, 1])
+        lon, lat = np.asarray(lon, dtype=np.float64), np.asarray(lat, dtype=np.float64)
+        pole = {UPS_NORTH_EPSG: 90.0, UPS_SOUTH_EPSG: -90.0}.get(self.epsg)  # only UPS tiles hold a pole
+        if pole is not None and self.contains_lonlat(lon=0.0, lat=pole):
+            return _polar_cap(lon, lat, pole=pole)
+        centre = self.centre_lonlat[0]
+        lon = centre + (lon - centre + 180.0) % 360.0 - 180.0  # within ±180° of the centre: no wrap
+        return split_at_antimeridian(Polygon(np.column_stack([lon, lat])))
 
     @property
     def centre_xy(self) -> tuple[float, float]:
@@ -190,3 +203,39 @@ def tiles_for_lonlats(*, lon: np.ndarray, lat: np.ndarray) -> list[Tile]:
         cols[sel] = np.floor(np.asarray(x) / TILE_SIZE_M).astype(np.int64)
         rows[sel] = np.floor(-np.asarray(y) / TILE_SIZE_M).astype(np.int64)
     return [Tile(int(e), int(c), int(r)) for e, c, r in zip(epsgs, cols, rows)]
+
+
+def split_at_antimeridian(poly: Polygon) -> Polygon | MultiPolygon:
+    """``poly`` (lon/lat degrees, longitudes continuous, possibly beyond ±180°) folded into [−180, 180].
+
+    Returned unchanged when it lies inside; otherwise the parts beyond ±180° are cut off at the
+    meridian and shifted by ∓360°, giving a valid MultiPolygon (GeoJSON's antimeridian cutting, RFC
+    7946 §3.1.9).
+    """
+    west, _, east, _ = poly.bounds
+    if west >= -180.0 and east <= 180.0:
+        return poly
+    parts = []
+    for shift in (-360.0, 0.0, 360.0):  # the world copy at lon + shift, brought back into [-180, 180]
+        piece = poly.intersection(box(-180.0 - shift, -90.0, 180.0 - shift, 90.0))
+        if not piece.is_empty and piece.area > 0:
+            piece = translate(piece, xoff=shift)
+            parts.extend(getattr(piece, "geoms", [piece]))
+    polygons = [p for p in parts if isinstance(p, Polygon) and p.area > 0]
+    return polygons[0] if len(polygons) == 1 else MultiPolygon(polygons)
+
+
+def _polar_cap(lon: np.ndarray, lat: np.ndarray, *, pole: float) -> Polygon:
+    """The lon/lat region poleward of a closed outline around ``pole`` (±90°), as one Polygon.
+
+    The outline's points, sorted by longitude, bound the cap; it is closed along ±180° and the pole.
+    """
+    lon = ((lon[:-1] + 180.0) % 360.0) - 180.0
+    lat = lat[:-1]
+    order = np.argsort(lon)
+    lon, lat = lon[order], lat[order]
+    # the outline's latitude at the ±180° seam, interpolated between the last and first points
+    span = lon[0] + 360.0 - lon[-1]
+    seam = lat[-1] + (lat[0] - lat[-1]) * ((180.0 - lon[-1]) / span if span > 0 else 0.5)
+    ring = [(-180.0, seam), *zip(lon.tolist(), lat.tolist()), (180.0, seam), (180.0, pole), (-180.0, pole)]
+    return Polygon(ring)

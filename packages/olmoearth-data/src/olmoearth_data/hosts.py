@@ -105,7 +105,7 @@ class HostLeases:
         self._catalog = catalog
         self._max = max_per_host
         self.active = _in_dask_worker()
-        self._sas_url = _pc_sas_url() if catalog.sign == "planetary_computer" else None
+        self._sas_url = (catalog.sas_url or _pc_sas_url()) if catalog.sign == "planetary_computer" else None
         self._semaphores: dict[str, object] = {}
 
     def hosts(self, spec: ModalitySpec) -> tuple[str, ...]:

@@ -63,22 +63,48 @@ def _atomic_write_parquet(df: pd.DataFrame, path: Path) -> None:
             os.unlink(tmp)
 
 
-def write_shard_fragment(*, corpus: Path | str, shard: int, results: Sequence[SampleResult]) -> Path:
+def write_shard_fragment(
+    *,
+    corpus: Path | str,
+    shard: int,
+    results: Sequence[SampleResult],
+    modalities: Sequence[str] | None = None,
+) -> Path:
     """Write the fragment of one built shard: per sample, each modality's item ids and extra facts.
 
-    Columns: ``sample`` (int64), ``<m>:item_ids`` (list of per-period lists of str), ``<m>:<fact>``.
+    Columns: ``sample`` (int64), ``<m>:item_ids`` (list of per-period lists of str), ``<m>:<fact>``;
+    ``sample`` first, the rest sorted. ``modalities``: the modalities this build of the shard
+    materialised (None: all of the results'); the columns of the others are kept from the shard's
+    existing fragment, and those of ``modalities`` a sample has no result for (it stopped pending)
+    are cleared.
     """
+    path = fragments_dir(corpus) / f"shard-{shard:05d}.parquet"
+    old: dict[int, dict[str, object]] = {}
+    if modalities is not None and path.exists():
+        for row in pd.read_parquet(path).to_dict(orient="records"):
+            old[int(row["sample"])] = {k: v for k, v in row.items() if _present(v)}
+    rebuilt = set(modalities) if modalities is not None else None
     rows = []
     for r in results:
-        row: dict[str, object] = {"sample": r.index}
+        row = old.get(r.index, {}) if rebuilt is not None else {}
+        row = {k: v for k, v in row.items() if rebuilt is None or k.split(":", 1)[0] not in rebuilt}
+        row["sample"] = r.index
         for name, m in r.modalities.items():
             row[f"{name}:item_ids"] = [list(ids) for ids in m.item_ids]
             for key, value in m.extra.items():
                 row[f"{name}:{key}"] = value
         rows.append(row)
-    path = fragments_dir(corpus) / f"shard-{shard:05d}.parquet"
-    _atomic_write_parquet(pd.DataFrame(rows), path)
+    df = pd.DataFrame(rows)
+    df = df[["sample", *sorted(c for c in df.columns if c != "sample")]]
+    _atomic_write_parquet(df, path)
     return path
+
+
+def _present(value: object) -> bool:
+    """Whether a fragment cell read back holds a value (not a missing NaN/None)."""
+    if value is None:
+        return False
+    return not (isinstance(value, float) and np.isnan(value))
 
 
 def _read_fragments(corpus: Path | str) -> pd.DataFrame | None:

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from olmoearth_data.missing import MissingReason, SampleStatus
+from olmoearth_data.outages import Outage
 
 
 @dataclass
@@ -35,12 +36,17 @@ class ModalityResult:
 
 @dataclass
 class SampleResult:
-    """Everything written for one corpus row."""
+    """Everything written for one corpus row.
+
+    ``outage``: the service failure that left the sample ``PENDING`` (its ``modalities`` then hold only
+    those finished before it); None otherwise.
+    """
 
     index: int
     status: SampleStatus
     status_reason: str
     modalities: dict[str, ModalityResult]
+    outage: Outage | None = None
 
 
 def empty_reasons(n: int, reason: MissingReason) -> np.ndarray:

@@ -64,7 +64,9 @@ class SourceSpec:
             pixels never enter a bilinear kernel) and then mapped to the modality's stored nodata;
             ``None``: the stored nodata is the source's (e.g. 0 for Sentinel-2).
         optional_assets: assets an item may lack and still be used; the bands they hold are nodata
-            for that item (Landsat L2SR products have no surface temperature ``lwir11``).
+            for that item (Landsat L2SR products have no surface temperature ``lwir11``) and fill
+            independently in a composite, from the next item that has them
+            (:mod:`olmoearth_data.composite.first_valid`).
         regional: the product covers only part of the world by design (CDL: CONUS), so a tile with no
             item at all is outside its coverage rather than a gap.
     """

@@ -15,6 +15,12 @@ parallel update, so memory and graph size stay bounded on any corpus size.
 Exactness: integer bands (≤ 16 bit) are summed exactly in int64 and their block ``M2`` formed from
 exact integers; float bands use a two-pass mean/``M2`` per block, summed in float64. Merging
 ``(n, mean, M2)`` is numerically stable (no ``E[x²] − E[x]²`` over millions of pixels).
+
+Damage stops the run (nothing is stored): a shard file missing where complete samples have data
+(zarr would read it as fill values) raises :class:`~olmoearth_data.shardfile.MissingShardError`, a
+checksum mismatch :class:`~olmoearth_data.shardfile.CorruptShardError`; both say to run ``olmoearth-data
+verify``. The stats record the complete samples they cover (:mod:`olmoearth_data.coverage`), so the
+loader can refuse them once that set changes.
 """
 
 from __future__ import annotations
@@ -27,9 +33,14 @@ import numpy as np
 import zarr
 from dask.delayed import Delayed
 
+from olmoearth_data.coverage import COVERAGE_ATTR, stats_coverage
 from olmoearth_data.cube.layout import consolidate, nodata_fill
 from olmoearth_data.missing import SampleStatus
 from olmoearth_data.modalities import ModalitySpec, registry_from_dict
+from olmoearth_data.shardfile import (
+    CorruptShardError,
+    MissingShardError,
+)
 
 #: Modalities normalised with a fixed min/max instead of computed stats (recipe §2: predefined table).
 PREDEFINED_RANGES: dict[str, tuple[float, float]] = {
@@ -96,14 +107,14 @@ def _float_moments(frames: np.ndarray, valid: np.ndarray | None) -> np.ndarray:
 
 
 def _block_moments(
-    arr: zarr.Array, *, spec: ModalitySpec, start: int, stop: int, keep: np.ndarray
+    arr: zarr.Array, *, spec: ModalitySpec, start: int, stop: int, keep: np.ndarray, corpus: str = "?"
 ) -> np.ndarray:
     """``[3, C]`` per-band ``(count, mean, M2)`` of samples ``start:stop`` of ``arr``.
 
     ``keep`` ``[stop − start, T]`` (``T`` = 1 for static) marks the frames (sample, period) to count:
     complete samples' present periods. A pixel of a kept frame counts unless every band is nodata.
     """
-    x = arr[start:stop]
+    x = _read_checked(arr, spec=spec, start=start, stop=stop, keep=keep, corpus=corpus)
     frames = x.reshape(keep.size, *x.shape[-3:])  # [n·T, C, H, W]: a view, periods are contiguous
     if not keep.all():
         frames = frames[keep.ravel()]
@@ -120,6 +131,34 @@ def _block_moments(
         n_invalid = 0 if invalid is None else int(np.count_nonzero(invalid))
         return _exact_int_moments(frames, n_invalid, int(fill))
     return _float_moments(frames, None if invalid is None else ~invalid)
+
+
+def _read_checked(
+    arr: zarr.Array, *, spec: ModalitySpec, start: int, stop: int, keep: np.ndarray, corpus: str
+) -> np.ndarray:
+    """``arr[start:stop]`` after checking its shard files (:func:`~olmoearth_data.verify.check_shard_file`:
+    checksums, bounds, missing files or chunks of kept frames); damage raises, naming file and sample."""
+    from olmoearth_data.verify import DataTarget, check_shard_file
+
+    per = (arr.shards or arr.chunks)[0]
+    target = DataTarget.of(arr, spec=spec, bandset=arr.path.split("/")[-2])
+    hint = f"run `olmoearth-data verify {corpus}` to list every damaged sample"
+    for first in range(start, stop, per):
+        rows = keep[first - start : min(first + per, stop) - start]
+        if not rows.any():
+            continue
+        found = check_shard_file(
+            target, shard=first // per, start=first, complete=rows.any(axis=1), keep=rows
+        )
+        for row, problems in sorted(found.problems.items()):
+            error = MissingShardError if "missing" in problems[0] else CorruptShardError
+            raise error(f"corpus {corpus}: sample {row} is damaged: {problems[0]}; {hint}")
+    try:
+        return arr[start:stop]
+    except ValueError as exc:  # zarr: "Stored and computed checksum do not match" (changed since checked)
+        raise CorruptShardError(
+            f"corpus {corpus}: {arr.path}, samples {start}..{stop - 1}: {exc}; {hint}"
+        ) from exc
 
 
 def _blocks(arr: zarr.Array, keep: np.ndarray, block_bytes: int) -> Iterator[tuple[int, int]]:
@@ -150,7 +189,8 @@ def compute_norm_stats(
     """``{modality: {band: {mean, std, count}}}`` over complete samples; stored into the corpus too.
 
     ``mean``/``std`` are float64 in stored units over valid pixels of present periods; ``count`` is
-    that pixel count. Predefined-range modalities get ``{band: {min, max}}``. Each task decodes one
+    that pixel count. Predefined-range modalities get ``{band: {min, max}}``. Each modality group
+    also gets ``norm_stats_coverage`` (:func:`~olmoearth_data.coverage.stats_coverage`). Each task decodes one
     block of whole shards, ≤ ``block_bytes`` decoded bytes unless one shard is larger, so memory is
     about (dask threads) × 2 blocks whatever the corpus size; the graph holds :data:`WAVE_BLOCKS`.
     """
@@ -158,7 +198,8 @@ def compute_norm_stats(
         raise ValueError(f"block_bytes must be ≥ 1, got {block_bytes}")
     group = zarr.open_group(str(path), mode="r+")
     specs = registry_from_dict(dict(group.attrs["olmoearth"])["modalities"])
-    complete = np.asarray(group["status"][:]) == SampleStatus.COMPLETE
+    status = np.asarray(group["status"][:])
+    complete = status == SampleStatus.COMPLETE
     computed = [spec for spec in specs if spec.name not in PREDEFINED_RANGES]
     keeps = {}
     for spec in computed:  # one read of each presence mask, shared by the modality's bandsets
@@ -173,7 +214,7 @@ def compute_norm_stats(
                 arr = group[f"{spec.name}/{bs.name}/data"]
                 for start, stop in _blocks(arr, keep, block_bytes):
                     task = dask.delayed(_block_moments, pure=False)(
-                        arr, spec=spec, start=start, stop=stop, keep=keep[start:stop]
+                        arr, spec=spec, start=start, stop=stop, keep=keep[start:stop], corpus=str(path)
                     )
                     yield spec.name, bs.name, task
 
@@ -195,5 +236,6 @@ def compute_norm_stats(
                     std = np.sqrt(max(m2[j], 0.0) / n[j]) if n[j] else 0.0
                     out[spec.name][band] = {"mean": float(mean[j]), "std": float(std), "count": float(n[j])}
         group[spec.name].attrs["norm_stats"] = out[spec.name]
+        group[spec.name].attrs[COVERAGE_ATTR] = stats_coverage(status)
     consolidate(path)
     return out

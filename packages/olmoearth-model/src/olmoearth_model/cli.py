@@ -70,6 +70,9 @@ def _parser() -> argparse.ArgumentParser:
     t = sub.add_parser("train", help="pre-train on a corpus (config YAML + key.sub=value overrides)")
     t.add_argument("--config", required=True, help="YAML, e.g. pipelines/demo.yaml")
     t.add_argument("overrides", nargs="*", help="e.g. max_steps=50 optim.lr=3e-4")
+    t.add_argument("--new-run", action="store_true",
+                   help="start over in run_dir (resume=false): a run there with other settings is "
+                        "otherwise refused")  # fmt: skip
     p = sub.add_parser("plot", help="plot a run's metrics.jsonl to PNG")
     p.add_argument("run_dir")
     p.add_argument("--out", default=None)
@@ -80,7 +83,8 @@ def _train(args: argparse.Namespace) -> int:
     from olmoearth_model.train.config import TrainConfig
     from olmoearth_model.train.loop import train
 
-    config = TrainConfig.load(args.config, overrides=args.overrides)
+    overrides = [*args.overrides, *(["resume=false"] if args.new_run else [])]
+    config = TrainConfig.load(args.config, overrides=overrides)
     run_dir = train(config)
     if int(os.environ.get("RANK", "0")) == 0:  # under torchrun every rank returns here
         print(f"run written to {run_dir} (config.yaml, metrics.jsonl, model.pt)")

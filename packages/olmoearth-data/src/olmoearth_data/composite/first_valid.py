@@ -3,56 +3,32 @@
 A pixel of an item is *valid* when any band of the bandset differs from nodata (for float data:
 is not NaN). The output starts empty (all nodata) and each item, in order, fills only pixels that
 are still empty — the reference's FIRST_VALID compositing (data spec §4.2 step 4).
+
+Optional bands fill independently. A source may list assets an item can lack (Landsat L2SR products
+have no thermal ``lwir11``: on a real ``landsat-c2-l2`` result page 8 items in 10 are L2SR). Merged with
+the rest, an L2SR item that filled a pixel left that pixel's B10 empty for good, even when a later
+L2SP item of the period had it. So the *required* bands decide validity and fill first-valid as above,
+and each optional band keeps its own "filled" mask: it takes, per pixel, the first item in the same
+order that has the asset and a valid value there — then, once the items are used up, the
+``fallback_items`` (the period's other items, in search order), read for the optional bands only.
 """
 
 from __future__ import annotations
 
 import logging
-import re
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-import odc.stac
 import pystac
-import rasterio
 from odc.geo.geobox import GeoBox
 
-from olmoearth_data.composite.gdal_cache import clear_remote_cache
-from olmoearth_data.composite.read_errors import (
-    check_asset_crs,
-    error_text,
-    failing_hrefs,
-    gdal_retry_options,
-    is_transient,
-)
+from olmoearth_data.composite.item_read import load_item, read_item
 from olmoearth_data.stac.catalog import RetryPolicy
 
+__all__ = ["MergeResult", "first_valid", "load_item", "valid_mask"]
+
 log = logging.getLogger(__name__)
-
-
-class RedactQueryStrings(logging.Filter):
-    """Rewrites a record's message without URL query strings: odc-stac's loader logs a failed read
-    with the *signed* URL (SAS ``sig=…``), and a log must never carry a credential."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        if "?" in message:
-            record.msg, record.args = _redact(message), None
-        return True
-
-
-#: Third-party loggers that print the URLs they open (odc-stac's rasterio reader).
-for _name in (
-    "odc.loader._rio",
-    "rasterio",
-    "rasterio._env",
-    "rasterio._err",
-    "rasterio._base",
-    "rasterio._io",
-):
-    logging.getLogger(_name).addFilter(RedactQueryStrings())
 
 
 def valid_mask(array: np.ndarray, *, nodata: float | int | None) -> np.ndarray:
@@ -62,48 +38,6 @@ def valid_mask(array: np.ndarray, *, nodata: float | int | None) -> np.ndarray:
     if isinstance(nodata, float) and np.isnan(nodata):
         return ~np.all(np.isnan(array), axis=0)
     return ~np.all(array == nodata, axis=0)
-
-
-def load_item(
-    item: pystac.Item,
-    *,
-    assets: Sequence[str],
-    geobox: GeoBox,
-    dtype: str,
-    nodata: float | int,
-    resampling: str,
-    sign: Callable[[str], str],
-) -> np.ndarray:
-    """One item's assets resampled into ``geobox``: ``[C, H, W]`` of ``dtype``, ``nodata`` where empty.
-
-    ``sign`` is applied to each href by odc-stac right before it opens the file, so no signed URL
-    outlives the read. An asset the item lacks (an optional one: the source search dropped items
-    missing required assets) reads as all ``nodata``. Raises
-    :class:`~olmoearth_data.composite.read_errors.BadAssetError` when a file's CRS contradicts the
-    one its item declares (see :func:`~olmoearth_data.composite.read_errors.check_asset_crs`).
-    """
-    present = [a for a in assets if a in item.assets]
-    out = np.full((len(assets), *geobox.shape), nodata, dtype=dtype)
-    if not present:
-        return out
-    check_asset_crs(item, assets=present, sign=sign)
-    ds = odc.stac.load(
-        [item],
-        bands=present,
-        geobox=geobox,
-        dtype=dtype,
-        nodata=nodata,
-        resampling=resampling,
-        groupby="id",
-        patch_url=sign,
-        chunks=None,
-        fail_on_error=True,
-        pool=1,
-    )
-    for i, a in enumerate(assets):
-        if a in item.assets:
-            out[i] = ds[a].values[0]
-    return out
 
 
 @dataclass
@@ -119,6 +53,49 @@ class MergeResult:
         return not self.used_item_ids
 
 
+class _Merge:
+    """The running composite: required bands share one filled mask, each optional band has its own."""
+
+    def __init__(
+        self, *, assets: Sequence[str], optional: Sequence[str], shape: tuple[int, ...], fill, dtype
+    ):
+        self.assets = list(assets)
+        opt = [i for i, a in enumerate(assets) if a in set(optional)]
+        # A bandset of optional bands only: each band is its own group.
+        self.required = [i for i in range(len(assets)) if i not in opt] if len(opt) < len(assets) else []
+        self.optional = opt if self.required else list(range(len(assets)))
+        self.nodata = fill
+        self.out = np.full((len(assets), *shape), fill, dtype=dtype)
+        self.filled = np.zeros(shape, dtype=bool) if self.required else np.ones(shape, dtype=bool)
+        self.opt_filled = {i: np.zeros(shape, dtype=bool) for i in self.optional}
+        self.used: list[str] = []
+
+    def done(self) -> bool:
+        return bool(self.filled.all()) and all(m.all() for m in self.opt_filled.values())
+
+    def optional_open(self, item: pystac.Item) -> list[int]:
+        """Optional bands still unfilled somewhere that ``item`` carries."""
+        return [i for i, m in self.opt_filled.items() if self.assets[i] in item.assets and not m.all()]
+
+    def add(self, item: pystac.Item, data: np.ndarray, *, required: bool) -> None:
+        took = False
+        if required and self.required:
+            take = valid_mask(data[self.required], nodata=self.nodata) & ~self.filled
+            if take.any():
+                for i in self.required:
+                    self.out[i][take] = data[i][take]
+                self.filled |= take
+                took = True
+        for i in self.optional_open(item):
+            take = valid_mask(data[i : i + 1], nodata=self.nodata) & ~self.opt_filled[i]
+            if take.any():
+                self.out[i][take] = data[i][take]
+                self.opt_filled[i] |= take
+                took = True
+        if took and item.id not in self.used:
+            self.used.append(item.id)
+
+
 def first_valid(
     items: Sequence[pystac.Item],
     *,
@@ -131,78 +108,53 @@ def first_valid(
     transform_item: Callable[[pystac.Item, np.ndarray], np.ndarray] | None = None,
     read_nodata: float | int | None = None,
     retry: RetryPolicy | None = None,
+    optional_assets: Sequence[str] = (),
+    fallback_items: Sequence[pystac.Item] = (),
 ) -> MergeResult:
     """Per-pixel first-valid merge of ``items`` (already in priority order) into ``geobox``.
 
     ``transform_item(item, data)`` adjusts one item's pixels before merging (e.g. Sentinel-2
     harmonisation). ``read_nodata`` is the files' own nodata when it differs from the output's
     ``nodata`` (Sentinel-1: −32768 in the files, NaN stored): reading with it keeps nodata out of
-    the resampling kernel, then those pixels become ``nodata``. An item whose read fails on the network
-    is read again with ``retry``'s backoff (None: once) — GDAL retries HTTP status errors itself, with
-    the same policy, but not a dropped connection — and then skipped; an item with a bad file (corrupt,
-    truncated, CRS contradicting its item) is skipped at once, not retried
-    (:mod:`~olmoearth_data.composite.read_errors`). Every skip is logged with the failing asset's
-    *unsigned* href. Stops early once every pixel is filled.
+    the resampling kernel, then those pixels become ``nodata``. ``optional_assets`` (those of
+    ``assets`` an item may lack) fill independently, from ``items`` and then from ``fallback_items``
+    (see the module docstring). Reads go through :func:`~olmoearth_data.composite.item_read.read_item`:
+    an item with a bad file is skipped at once (and listed in ``failed_item_ids``), a network failure
+    is retried with ``retry`` (None: tried once) and, when it persists, raises
+    :class:`~olmoearth_data.outages.SourceUnavailableError`. Stops early once every pixel is filled.
     """
-    shape = (len(assets), *geobox.shape)
-    out = np.full(shape, nodata, dtype=dtype)
-    filled = np.zeros(geobox.shape, dtype=bool)
-    used: list[str] = []
+    merge = _Merge(assets=assets, optional=optional_assets, shape=geobox.shape, fill=nodata, dtype=dtype)
     failed: list[str] = []
     source_nodata = nodata if read_nodata is None else read_nodata
     load_args = dict(assets=assets, geobox=geobox, dtype=dtype, nodata=source_nodata, resampling=resampling)
-    for item in items:
-        data = _load_with_retry(item, sign=sign, retry=retry, load_args=load_args)
+
+    def read(item: pystac.Item, wanted: Sequence[str]) -> np.ndarray | None:
+        data = read_item(item, sign=sign, retry=retry, load_args={**load_args, "assets": list(wanted)})
         if data is None:
             failed.append(item.id)
-            continue
+            return None
+        if len(wanted) < len(assets):  # an optional-only read: back into the bandset's band order
+            full = np.full((len(assets), *geobox.shape), source_nodata, dtype=dtype)
+            full[[list(assets).index(a) for a in wanted]] = data
+            data = full
         if read_nodata is not None:
             data = np.where(data == read_nodata, np.asarray(nodata, dtype=data.dtype), data)
-        if transform_item is not None:
-            data = transform_item(item, data)
-        valid = valid_mask(data, nodata=nodata)
-        take = valid & ~filled
-        if take.any():
-            out[:, take] = data[:, take]
-            filled |= take
-            used.append(item.id)
-        if filled.all():
+        return data if transform_item is None else transform_item(item, data)
+
+    for item in items:
+        data = read(item, assets)
+        if data is not None:
+            merge.add(item, data, required=True)
+        if merge.done():
             break
-    return MergeResult(out, used, failed)
-
-
-def _load_with_retry(
-    item: pystac.Item, *, sign: Callable[[str], str], retry: RetryPolicy | None, load_args: dict
-) -> np.ndarray | None:
-    """:func:`load_item` retried by ``retry``'s delays while the failure is transient; None (logged,
-    unsigned href) when the file is bad or every try failed."""
-    delays = retry.delays() if retry is not None else []
-    hrefs = [item.assets[a].href for a in load_args["assets"] if a in item.assets]
-    for attempt in range(len(delays) + 1):
-        try:
-            with rasterio.Env(**gdal_retry_options(retry)):
-                return load_item(item, sign=sign, **load_args)
-        except Exception as exc:  # a bad asset must not sink the tile: retry, then skip the item, say which
-            transient = is_transient(exc)
-            where = failing_hrefs(exc, hrefs)
-            if transient and attempt < len(delays):
-                log.info("retrying item %s: read error (%s) for %s", item.id, _redact(str(exc)), where)
-                time.sleep(delays[attempt])
-                clear_remote_cache()  # else GDAL may answer the retry from a cached "missing file"
-                continue
-            why = "" if transient else ", bad file: not retried"
-            log.warning(
-                "skipping item %s: read failed%s (%s) for %s", item.id, why, _redact(_last_line(exc)), where
-            )
-            return None
-    return None
-
-
-def _last_line(exc: BaseException) -> str:
-    """The most specific message of ``exc``'s chain (GDAL's root cause, e.g. the TIFF error)."""
-    return error_text(exc).splitlines()[-1]
-
-
-def _redact(message: str) -> str:
-    """Drop query strings (SAS tokens) from an error message before it reaches a log."""
-    return re.sub(r"\?[^\s'\"]*", "?<redacted>", message)
+    for item in fallback_items:
+        if merge.done():
+            break
+        open_bands = merge.optional_open(item)
+        if not open_bands or item.id in failed:
+            continue
+        wanted = assets if transform_item is not None else [assets[i] for i in open_bands]
+        data = read(item, wanted)
+        if data is not None:
+            merge.add(item, data, required=False)
+    return MergeResult(merge.out, merge.used, failed)

@@ -14,7 +14,15 @@ Two layers retry, both from the run's :class:`~olmoearth_data.stac.catalog.Retry
 A file that arrives whole but cannot be decoded (a truncated or corrupt TIFF, not a TIFF at all) or
 whose CRS disagrees with its item (:class:`BadAssetError`) fails the same way every time: it is not
 retried and its item is skipped at once. Retrying it like a network error cost a permanently bad asset
-the policy's whole backoff (1 + 2 + 4 + 8 + 16 = 31 s with the default policy) for nothing.
+the policy's whole backoff (1 + 2 + 4 + 8 + 16 = 31 s with the default policy) for nothing. The same
+holds for an asset the server says is not there (HTTP 404/410, or any 4xx that is not about auth or
+throttling, :data:`~olmoearth_data.outages.SERVICE_STATUSES`): GDAL names the status in its error
+(``HTTP response code: 404``), and that status decides before any network marker does — a 404 used to
+match the ``HTTP response code`` marker and cost ~110 s of retries per build of the sample.
+
+A network failure that outlives the retries is not the file's either: the item loops raise
+:class:`~olmoearth_data.outages.SourceUnavailableError` for it, which leaves the sample pending
+(:mod:`olmoearth_data.outages`), instead of skipping the item as if it were bad.
 """
 
 from __future__ import annotations
@@ -25,6 +33,8 @@ import pystac
 import rasterio
 from rasterio.crs import CRS
 
+from olmoearth_data.composite.hrefs import RefusedHrefError
+from olmoearth_data.outages import SERVICE_STATUSES, http_status
 from olmoearth_data.stac.catalog import RetryPolicy
 
 #: Substrings of GDAL/rasterio errors that come from the network, not from the file's bytes.
@@ -56,10 +66,14 @@ def error_text(exc: BaseException) -> str:
 
 
 def is_transient(exc: BaseException) -> bool:
-    """True when a failed read may succeed if tried again (a network failure), False when the file
-    itself is bad (decode error, :class:`BadAssetError`, anything without a network marker)."""
-    if any(isinstance(e, BadAssetError) for e in _chain(exc)):
+    """True when a failed read may succeed if tried again (a network or service failure), False when the
+    file itself is bad (decode error, :class:`BadAssetError`, HTTP 404/410 and other non-service 4xx,
+    anything without a network marker)."""
+    if any(isinstance(e, BadAssetError | RefusedHrefError) for e in _chain(exc)):
         return False
+    status = http_status(exc)
+    if status is not None:
+        return status in SERVICE_STATUSES
     text = error_text(exc)
     return any(marker in text for marker in TRANSIENT_MARKERS)
 

@@ -4,10 +4,18 @@ The store is created once, up front: root per-sample coordinates are written eag
 the sample table), every other array is created empty (fill value = nodata). Build tasks then fill
 whole shards (``writer.py``). Arrays are created through xarray so ``xr.open_datatree`` reads them
 with their dimension names and coordinates.
+
+Creation is atomic: the skeleton (groups, arrays, ``status``) is written under a hidden sibling name
+(``.<name>.creating-<id>``) and renamed to ``path`` once complete, so a full disk or a Ctrl-C during
+creation never leaves a store that cannot be opened or resumed; the next creation removes such
+leftovers. A full disk raises :class:`~olmoearth_data.cube.disk.DiskFullError` with a one-line message.
 """
 
 from __future__ import annotations
 
+import os
+import shutil
+import uuid
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -18,8 +26,9 @@ import dask.array as da
 import numpy as np
 import xarray as xr
 import zarr
-from zarr.codecs import BloscCodec, BloscShuffle
+from zarr.codecs import BloscCodec, BloscShuffle, Crc32cCodec
 
+from olmoearth_data.cube.disk import DiskFullError, disk_full_message, is_disk_full
 from olmoearth_data.missing import MissingReason, SampleStatus
 from olmoearth_data.modalities import NUM_PERIODS, BandSet, ModalitySpec, registry_to_dict
 from olmoearth_data.samples import Sample
@@ -27,6 +36,9 @@ from olmoearth_data.samples import Sample
 SCHEMA_VERSION = "olmoearth.corpus/1"
 #: blosc-zstd with bit shuffle: small integers of reflectance compress well and decode at GB/s.
 DATA_COMPRESSOR = BloscCodec(cname="zstd", clevel=3, shuffle=BloscShuffle.bitshuffle)
+#: Inner-chunk bytes codecs of every data array: blosc, then a crc32c of the compressed bytes, so a
+#: damaged chunk is detected on read (olmoearth_data.shardfile; the shard index has its own crc32c).
+DATA_CODECS = (DATA_COMPRESSOR, Crc32cCodec())
 
 
 @dataclass(frozen=True)
@@ -153,9 +165,7 @@ def _bandset_dataset(
     )
     ds = xr.Dataset({"data": data}, coords={"band": ("band", np.array(bs.bands, dtype=object))})
     fill = nodata_fill(spec)
-    encoding = {
-        "data": {"chunks": chunks, "shards": shards, "fill_value": fill, "compressors": (DATA_COMPRESSOR,)}
-    }
+    encoding = {"data": {"chunks": chunks, "shards": shards, "fill_value": fill, "compressors": DATA_CODECS}}
     return ds, encoding
 
 
@@ -233,6 +243,42 @@ def create_corpus(
     if not samples:
         raise ValueError("a corpus needs at least one sample")
     layout = CorpusLayout(len(samples), samples_per_shard)
+    remove_staging(path, kind="creating")
+    staging = staging_path(path, kind="creating")
+    try:
+        _write_skeleton(staging, samples=samples, specs=specs, layout=layout, chunking=chunking, attrs=attrs)
+        os.rename(staging, path)  # atomic: the store appears complete or not at all
+    except BaseException as exc:
+        shutil.rmtree(staging, ignore_errors=True)
+        if is_disk_full(exc):
+            raise DiskFullError(disk_full_message(path=path, doing="creating the corpus", exc=exc)) from exc
+        raise
+    return layout
+
+
+def staging_path(path: Path | str, *, kind: str) -> Path:
+    """A fresh hidden sibling of ``path`` to build a skeleton part in (``.<name>.<kind>-<id>``)."""
+    path = Path(path)
+    return path.with_name(f".{path.name}.{kind}-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+
+
+def remove_staging(path: Path | str, *, kind: str) -> None:
+    """Remove the leftovers of interrupted :func:`staging_path` folders of ``path`` (a killed build's)."""
+    path = Path(path)
+    for old in path.parent.glob(f".{path.name}.{kind}-*"):
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _write_skeleton(
+    path: Path,
+    *,
+    samples: Sequence[Sample],
+    specs: Sequence[ModalitySpec],
+    layout: CorpusLayout,
+    chunking: Chunking,
+    attrs: dict[str, Any] | None,
+) -> None:
+    samples_per_shard = layout.samples_per_shard
     common = {"mode": "a", "compute": False, "zarr_format": 3, "consolidated": False}
     root, enc = _root_dataset(samples, layout)
     root.attrs["olmoearth"] = {
@@ -244,13 +290,21 @@ def create_corpus(
     }
     root.to_zarr(path, encoding=enc, **{**common, "mode": "w"})
     for spec in specs:
-        ds, enc = _presence_dataset(spec, layout)
-        ds.attrs.update(modality=spec.name, role=spec.role.value, temporal=spec.temporal.value)
-        ds.to_zarr(path, group=spec.name, encoding=enc, **common)
-        for bs in spec.bandsets:
-            ds, enc = _bandset_dataset(spec, bs, layout, chunking)
-            ds.to_zarr(path, group=f"{spec.name}/{bs.name}", encoding=enc, **common)
-    return layout
+        write_modality_skeleton(path, spec=spec, layout=layout, chunking=chunking)
+
+
+def write_modality_skeleton(
+    path: Path | str, *, spec: ModalitySpec, layout: CorpusLayout, chunking: Chunking
+) -> None:
+    """Create ``spec``'s group (``present``, ``reason``, one ``data`` array per bandset) in the store
+    at ``path``, every array empty."""
+    common = {"mode": "a", "compute": False, "zarr_format": 3, "consolidated": False}
+    ds, enc = _presence_dataset(spec, layout)
+    ds.attrs.update(modality=spec.name, role=spec.role.value, temporal=spec.temporal.value)
+    ds.to_zarr(path, group=spec.name, encoding=enc, **common)
+    for bs in spec.bandsets:
+        ds, enc = _bandset_dataset(spec, bs, layout, chunking)
+        ds.to_zarr(path, group=f"{spec.name}/{bs.name}", encoding=enc, **common)
 
 
 def open_layout(path: Path | str) -> tuple[CorpusLayout, dict[str, Any]]:

@@ -1,4 +1,12 @@
-"""Monthly first-valid composites of one multitemporal modality for one sample."""
+"""Monthly first-valid composites of one multitemporal modality for one sample.
+
+Per period: the search's items placed by their instant (an item with ``datetime: null`` by the
+midpoint of its range, :mod:`olmoearth_data.item_time`), the greedy coverage choice of them, and the
+first-valid merge of the chosen items; a source's optional bands (Landsat L2SR has no thermal) fill
+independently, from the chosen items and then from the period's other items that carry them
+(:mod:`olmoearth_data.composite.first_valid`). A service outage during a read raises
+:class:`~olmoearth_data.outages.SourceUnavailableError` out of here: the sample stays pending.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +20,7 @@ import pystac_client
 from olmoearth_data.composite.coverage import select_covering
 from olmoearth_data.composite.first_valid import first_valid, valid_mask
 from olmoearth_data.cube.layout import empty_arrays, nodata_fill
+from olmoearth_data.item_time import place_items
 from olmoearth_data.materialise.harmonise import harmonise_sentinel2
 from olmoearth_data.materialise.sar import linear_to_db
 from olmoearth_data.missing import MissingReason
@@ -51,7 +60,8 @@ def materialise_monthly(
 
     Returns arrays ``[12, C, H, W]`` per bandset (storage dtype, nodata where empty), presence and
     a :class:`MissingReason` per period, and the ids of the items that contributed. ``retry``: how a
-    failed item read is retried before the item is skipped (None: not retried).
+    failed item read is retried (None: not retried) before the item is skipped (a bad file) or
+    :class:`~olmoearth_data.outages.SourceUnavailableError` is raised (the network or a service).
     """
     periods = sample.periods
     searched = search_sample(
@@ -64,24 +74,27 @@ def materialise_monthly(
     reason = np.full(n_periods, int(MissingReason.NO_ITEMS), dtype=np.uint8)
     used_ids: list[list[str]] = []
     for t, period_items in enumerate(searched):
-        # An item whose read failed (a bad file, or the network past the retries) counts as absent: the
+        # An item with a bad file counts as absent (a network failure past the retries raises instead): the
         # coverage is chosen again without it, so an item the first choice passed over fills its gap.
         # Each round drops at least one item, so this ends; without failures it runs once.
         skipped: set[str] = set()
+        placed = place_items(period_items.items, period=period_items.period)
         while True:
-            chosen = select_covering(
-                [d for d in period_items.items if d["id"] not in skipped], tile=sample.tile
-            )
+            chosen = select_covering([d for d in placed if d["id"] not in skipped], tile=sample.tile)
             items = [pystac.Item.from_dict(d, preserve_dict=True) for d in chosen]
+            ids = {i.id for i in items}
+            fallback = [
+                pystac.Item.from_dict(d, preserve_dict=True)
+                for d in placed
+                if source.optional_assets and d["id"] not in ids and d["id"] not in skipped
+            ]
             used, failed = _composite_period(
-                arrays, t, items, sample=sample, spec=spec, source=source, sign=sign, retry=retry
+                arrays, t, items, fallback, sample=sample, spec=spec, source=source, sign=sign, retry=retry
             )
             if not failed:
                 break
             skipped |= failed
-            again = select_covering(
-                [d for d in period_items.items if d["id"] not in skipped], tile=sample.tile
-            )
+            again = select_covering([d for d in placed if d["id"] not in skipped], tile=sample.tile)
             same = [d["id"] for d in again] == [i.id for i in items if i.id not in failed]
             if same and not failed & set(used):
                 break  # this round's composite already is that of the items without the failed ones
@@ -101,6 +114,7 @@ def _composite_period(
     arrays: dict[str, np.ndarray],
     t: int,
     items: list[pystac.Item],
+    fallback: list[pystac.Item],
     *,
     sample: Sample,
     spec: ModalitySpec,
@@ -109,8 +123,9 @@ def _composite_period(
     retry: RetryPolicy | None,
 ) -> tuple[list[str], set[str]]:
     """Write period ``t``'s first-valid composite of ``items`` into every bandset of ``arrays``
-    (``[T, C, H, W]`` each, nodata where no item has data); returns the ids of the items used and the
-    ids of those whose read failed."""
+    (``[T, C, H, W]`` each, nodata where no item has data); ``fallback``: the period's other items, read
+    only for optional bands ``items`` left empty. Returns the ids of the items used and the ids of
+    those whose read failed (a bad file)."""
     fill = nodata_fill(spec)
     used: list[str] = []
     failed: set[str] = set()
@@ -118,9 +133,10 @@ def _composite_period(
         arrays[bs.name][t] = fill
         if not items:
             continue
+        assets = [source.asset_for(b) for b in bs.bands]
         merged = first_valid(
             items,
-            assets=[source.asset_for(b) for b in bs.bands],
+            assets=assets,
             geobox=sample.tile.geobox(pixel_size_m=bs.pixel_size_m),
             dtype=spec.dtype,
             nodata=fill,
@@ -129,6 +145,8 @@ def _composite_period(
             transform_item=ITEM_TRANSFORMS.get(spec.name),
             read_nodata=source.read_nodata,
             retry=retry,
+            optional_assets=[a for a in assets if a in source.optional_assets],
+            fallback_items=fallback,
         )
         post = COMPOSITE_TRANSFORMS.get(spec.name)
         arrays[bs.name][t] = merged.data if post is None else post(merged.data)

@@ -4,6 +4,12 @@ Dispatch by source: monthly STAC → :mod:`.monthly`; static STAC → :mod:`.sta
 :mod:`.osm_raster`; tile-index maps (canopy height, WorldCereal) → :mod:`.tile_index`. A caller that
 passes no ``tile_indexes`` gets the tile-index modalities recorded absent with ``NOT_BUILT``
 (docs/corpus-schema.md).
+
+Only data decides a drop: a sample is ``DROPPED`` when every observation modality was materialised and
+none has data (no item covers the periods, or the items' files are bad). A service that fails past the
+retries — SAS endpoint, blob host, STAC API, tile-index host (:mod:`olmoearth_data.outages`) — stops
+the sample instead: it is returned ``PENDING`` with the outage and the modalities finished before it,
+and the build retries it on the next run.
 """
 
 from __future__ import annotations
@@ -22,6 +28,14 @@ from olmoearth_data.materialise.static import materialise_static
 from olmoearth_data.materialise.tile_index import materialise_tile_index
 from olmoearth_data.missing import MissingReason, SampleStatus
 from olmoearth_data.modalities import ModalitySpec
+from olmoearth_data.outages import (
+    PENDING_PREFIX,
+    SourceUnavailableError,
+    describe_failure,
+    find_outage,
+    host_of_url,
+    is_service_failure,
+)
 from olmoearth_data.results import ModalityResult, SampleResult
 from olmoearth_data.samples import Sample
 from olmoearth_data.sources import SourceKind, get_source
@@ -73,40 +87,75 @@ def materialise_sample(
     """
     results: dict[str, ModalityResult] = {}
     for spec in specs:
-        with guard(spec) if guard else contextlib.nullcontext():
-            source = get_source(spec.name)
-            if source.kind is SourceKind.STAC:
-                materialise = materialise_monthly if spec.is_multitemporal else materialise_static
-                results[spec.name] = materialise(
-                    sample=sample,
-                    spec=spec,
-                    source=source,
-                    client=client,
-                    stac_url=stac_url,
-                    sign=sign,
-                    cache=cache,
-                    retry=retry,
-                )
-            elif source.kind is SourceKind.OSM:
-                results[spec.name] = materialise_osm_raster(tile=sample.tile, spec=spec, osm=osm)
-            elif source.kind is SourceKind.TILE_INDEX and tile_indexes and source.collection in tile_indexes:
-                results[spec.name] = materialise_tile_index(
-                    sample=sample,
-                    spec=spec,
-                    source=source,
-                    ref=tile_indexes[source.collection],
-                    retry=retry or RetryPolicy(),
-                )
-            else:
-                log.debug(
-                    "%s: %s sources are not materialised yet; recorded NOT_BUILT",
-                    spec.name,
-                    source.kind.value,
-                )
-                results[spec.name] = not_built(spec)
+        try:
+            results[spec.name] = _materialise_one(
+                sample=sample, spec=spec, client=client, stac_url=stac_url, sign=sign, cache=cache,
+                osm=osm, tile_indexes=tile_indexes, retry=retry, guard=guard,
+            )  # fmt: skip
+        except Exception as exc:
+            outage = find_outage(exc) or stac_outage(exc, stac_url=stac_url)
+            if outage is None:
+                raise
+            log.warning("sample %d (%s) left pending: %s: %s", index, sample.tile.id, spec.name, outage)
+            return SampleResult(
+                index, SampleStatus.PENDING, f"{PENDING_PREFIX}{outage}", results, outage=outage.outage
+            )
     observed = any(results[s.name].any_present for s in specs if not s.is_map)
     if observed:
         return SampleResult(index, SampleStatus.COMPLETE, "", results)
     return SampleResult(
         index, SampleStatus.DROPPED, "no observation (S2/S1/Landsat) data in any period", results
     )
+
+
+def stac_outage(exc: BaseException, *, stac_url: str) -> SourceUnavailableError | None:
+    """A search that failed on the STAC API's side past the retries (pystac-client, requests)."""
+    import requests
+    from pystac_client.exceptions import APIError
+
+    if isinstance(exc, APIError | requests.RequestException) and is_service_failure(exc):
+        return SourceUnavailableError(
+            host=host_of_url(stac_url), role="STAC API", failure=describe_failure(exc)
+        )
+    return None
+
+
+def _materialise_one(
+    *,
+    sample: Sample,
+    spec: ModalitySpec,
+    client: pystac_client.Client,
+    stac_url: str,
+    sign: Callable[[str], str],
+    cache: SearchCache | None,
+    osm: OsmInput | None,
+    tile_indexes: Mapping[str, TileIndexRef] | None,
+    retry: RetryPolicy | None,
+    guard: Callable[[ModalitySpec], contextlib.AbstractContextManager[object]] | None,
+) -> ModalityResult:
+    with guard(spec) if guard else contextlib.nullcontext():
+        source = get_source(spec.name)
+        if source.kind is SourceKind.STAC:
+            materialise = materialise_monthly if spec.is_multitemporal else materialise_static
+            return materialise(
+                sample=sample,
+                spec=spec,
+                source=source,
+                client=client,
+                stac_url=stac_url,
+                sign=sign,
+                cache=cache,
+                retry=retry,
+            )
+        if source.kind is SourceKind.OSM:
+            return materialise_osm_raster(tile=sample.tile, spec=spec, osm=osm)
+        if source.kind is SourceKind.TILE_INDEX and tile_indexes and source.collection in tile_indexes:
+            return materialise_tile_index(
+                sample=sample,
+                spec=spec,
+                source=source,
+                ref=tile_indexes[source.collection],
+                retry=retry or RetryPolicy(),
+            )
+        log.debug("%s: %s sources are not materialised yet; recorded NOT_BUILT", spec.name, source.kind.value)
+        return not_built(spec)

@@ -225,6 +225,8 @@ def run_materialise_command(args: argparse.Namespace) -> int:
             sign=config.signer(), cache=SearchCache(Path(args.out) / ".search-cache") if args.cache else None,
             osm=osm, tile_indexes=config.tile_indexes, retry=config.retry,
         )  # fmt: skip
+    if result.outage is not None:  # a service failed past the retries: nothing to show, say which
+        raise RuntimeError(f"{result.outage.describe()}; no file written, try again later")
     for path in write_tile_files(
         result=result, sample=sample, specs=specs, out=Path(args.out), fmt=args.format
     ):

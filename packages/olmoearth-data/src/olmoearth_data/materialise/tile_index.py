@@ -13,6 +13,11 @@ pystac Items built on the fly. Then:
   reference's pick of one zone lost the other's data (data spec §9.1 pain point 9). After merging,
   values > 100 (254 "not cropland", artefacts) become 0 as in the reference; 255 stays where no zone
   covers the pixel.
+
+Failures: the index document that cannot be fetched past the retries (down, 429/5xx) and a file read
+whose network failure persists raise :class:`~olmoearth_data.outages.SourceUnavailableError` (the sample
+stays pending); a missing (404) or undecodable file, or a feature href that is not http(s)
+(:mod:`~olmoearth_data.composite.hrefs`), costs that file only.
 """
 
 from __future__ import annotations
@@ -28,11 +33,14 @@ from rasterio.warp import Resampling, reproject, transform_bounds
 
 from olmoearth_data.composite.first_valid import first_valid, valid_mask
 from olmoearth_data.composite.gdal_cache import clear_remote_cache
+from olmoearth_data.composite.hrefs import RefusedHrefError, check_href
 from olmoearth_data.composite.read_errors import gdal_retry_options, is_transient
 from olmoearth_data.cube.layout import empty_arrays, nodata_fill
 from olmoearth_data.grid import Tile
 from olmoearth_data.missing import MissingReason
 from olmoearth_data.modalities import ModalitySpec
+from olmoearth_data.outages import SourceUnavailableError, describe_failure, host_of_url, is_service_failure
+from olmoearth_data.redact import public_url, redact_text
 from olmoearth_data.results import ModalityResult
 from olmoearth_data.samples import Sample
 from olmoearth_data.sources import SourceSpec
@@ -45,9 +53,26 @@ log = logging.getLogger(__name__)
 WORLDCEREAL_MAX_VALUE = 100
 
 
+#: The role of a tile-index host in outage reports.
+ROLE = "tile index"
+
+
 def _public(href: str) -> str:
-    # The tile-index hosts are public (S3 Open Data, Zenodo): no SAS signing, the URL is read as is.
-    return href
+    # The tile-index hosts are public (S3 Open Data, Zenodo): no SAS signing, the URL is read as is —
+    # over http(s) only.
+    return check_href(href)
+
+
+def _fetch(ref: TileIndexRef, retry: RetryPolicy) -> dict:
+    """The index document; :class:`SourceUnavailableError` when its host fails past the retries."""
+    try:
+        return fetch_index(ref=ref, retry=retry)
+    except Exception as exc:
+        if is_service_failure(exc):
+            raise SourceUnavailableError(
+                host=host_of_url(ref.url), role=ROLE, failure=describe_failure(exc)
+            ) from None
+        raise
 
 
 def materialise_tile_index(
@@ -60,7 +85,7 @@ def materialise_tile_index(
     ``[1]`` (``OUTSIDE_COVERAGE`` when no index feature intersects the tile, ``READ_FAILED`` when every
     file failed, ``ALL_NODATA`` when read but empty); the contributing feature ids.
     """
-    doc = fetch_index(ref=ref, retry=retry)
+    doc = _fetch(ref, retry)
     single = source.asset_for(source.bands[0].band)
     items = index_items(doc=doc, ref=ref, tile=sample.tile, collection=source.collection, single_asset=single)
     fill = nodata_fill(spec)
@@ -111,7 +136,13 @@ def materialise_tile_index(
 
 def _open_with_retry(href: str, *, retry: RetryPolicy) -> rasterio.DatasetReader | None:
     """``rasterio.open(href)`` retried with ``retry``'s backoff while the failure is the network's; None
-    (logged) when the file is bad (not retried: it would fail the same way) or every try failed."""
+    (logged) when the file is bad or its href refused (not retried: it would fail the same way);
+    :class:`SourceUnavailableError` when every try failed on the network."""
+    try:
+        check_href(href)
+    except RefusedHrefError as exc:
+        log.warning("skipping %s: %s", public_url(href), exc)
+        return None
     delays = retry.delays()
     for attempt in range(len(delays) + 1):
         try:
@@ -126,12 +157,19 @@ def _open_with_retry(href: str, *, retry: RetryPolicy) -> rasterio.DatasetReader
         except rasterio.errors.RasterioError as exc:
             transient = is_transient(exc)
             if transient and attempt < len(delays):
-                log.info("retrying %s: open failed (%s)", href.split("?")[0], str(exc).split("?")[0])
+                log.info("retrying %s: open failed (%s)", public_url(href), redact_text(str(exc)))
                 time.sleep(delays[attempt])
                 clear_remote_cache()  # else GDAL may answer the retry from a cached "missing file"
                 continue
-            why = "" if transient else ", bad file: not retried"
-            log.warning("skipping %s: open failed%s (%s)", href.split("?")[0], why, str(exc).split("?")[0])
+            if transient:
+                raise SourceUnavailableError(
+                    host=host_of_url(href), role=ROLE, failure=describe_failure(exc)
+                ) from None
+            log.warning(
+                "skipping %s: open failed, bad file: not retried (%s)",
+                public_url(href),
+                redact_text(str(exc)),
+            )
             return None
     return None
 
@@ -147,7 +185,15 @@ def canopy_mosaic(
     """
     n = round(2560 / pixel_size_m)
     out = np.full((n, n), 255, dtype=np.uint8)
-    opened = [(item.id, _open_with_retry(item.assets[asset].href, retry=retry)) for item in items]
+    opened: list[tuple[str, rasterio.DatasetReader | None]] = []
+    try:
+        for item in items:
+            opened.append((item.id, _open_with_retry(item.assets[asset].href, retry=retry)))
+    except SourceUnavailableError:
+        for _, ds in opened:
+            if ds is not None:
+                ds.close()
+        raise
     good = [(i, ds) for i, ds in opened if ds is not None]
     failed = [i for i, ds in opened if ds is None]
     if not good:
@@ -163,14 +209,20 @@ def canopy_mosaic(
         top = g.f - np.floor((g.f - top - margin) / res[1]) * res[1]
         right = g.c + np.ceil((right + margin - g.c) / res[0]) * res[0]
         bottom = g.f - np.ceil((g.f - bottom + margin) / res[1]) * res[1]
-        with rasterio.Env(**gdal_retry_options(retry)):  # the pixel reads retry like the opens
-            mosaic, transform = rasterio.merge.merge(
-                [ds for _, ds in good],
-                bounds=(left, bottom, right, top),
-                res=res,
-                nodata=255,
-                method="first",
-            )
+        try:
+            with rasterio.Env(**gdal_retry_options(retry)):  # the pixel reads retry like the opens
+                mosaic, transform = rasterio.merge.merge(
+                    [ds for _, ds in good],
+                    bounds=(left, bottom, right, top),
+                    res=res,
+                    nodata=255,
+                    method="first",
+                )
+        except rasterio.errors.RasterioError as exc:
+            if not is_transient(exc):
+                raise
+            host = host_of_url(items[0].assets[asset].href)
+            raise SourceUnavailableError(host=host, role=ROLE, failure=describe_failure(exc)) from None
     finally:
         for _, ds in good:
             ds.close()

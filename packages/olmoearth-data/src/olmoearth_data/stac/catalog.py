@@ -3,8 +3,13 @@
 Planetary Computer is the default. Its twin (``olmoearth_twin``) serves the same API on loopback and
 keeps the real Azure blob hrefs; ``blob_endpoint`` maps ``https://<account>.blob.core.windows.net/…``
 onto an Azurite-style endpoint ``<endpoint>/<account>/…`` *after* signing (SAS query kept), so
-``planetary_computer``'s own signing code runs unchanged in tests — and the same switch points a run
-at any blob-storage emulator or mirror.
+the same signing code runs against the twin's token endpoint — and the same switch points a run at any
+blob-storage emulator or mirror.
+
+Signing (:meth:`CatalogConfig.signer`) first checks the href (http(s) only, or under an allowed local
+prefix, :mod:`olmoearth_data.composite.hrefs`), then fetches the container's SAS token with the run's
+retry policy and timeouts (:mod:`olmoearth_data.stac.sas`; the PC SDK's own fetch retried ~7 minutes
+per href while the endpoint was down).
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import pystac_client
 from pystac_client.stac_api_io import StacApiIO
 from urllib3.util.retry import Retry
 
+from olmoearth_data.composite.hrefs import check_href
 from olmoearth_data.sources import PLANETARY_COMPUTER_STAC_URL
 from olmoearth_data.stac.tile_index import DEFAULT_TILE_INDEXES, TileIndexRef
 
@@ -73,6 +79,10 @@ class CatalogConfig:
         tile_indexes: source collection name (``SourceSpec.collection``: ``wri-canopy-height``,
             ``worldcereal-2021``) → GeoJSON footprint index of a tile-index source (see
             :mod:`olmoearth_data.stac.tile_index`; defaults: the real public hosts).
+        sas_url: the SAS token endpoint (``…/api/sas/v1/token``); None: the PC SDK's setting
+            (``PC_SDK_SAS_URL``, else Planetary Computer's).
+        local_href_prefixes: hrefs starting with one of these are read although they are not http(s)
+            (a local mirror, e.g. ``file:///data/mirror/``); every other non-http(s) href is refused.
     """
 
     stac_url: str = PLANETARY_COMPUTER_STAC_URL
@@ -80,6 +90,8 @@ class CatalogConfig:
     blob_endpoint: str | None = None
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     tile_indexes: dict[str, TileIndexRef] = field(default_factory=lambda: dict(DEFAULT_TILE_INDEXES))
+    sas_url: str | None = None
+    local_href_prefixes: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.sign not in ("planetary_computer", "none"):
@@ -91,17 +103,25 @@ class CatalogConfig:
         return pystac_client.Client.open(self.stac_url, stac_io=io, timeout=self.retry.timeout_s)
 
     def signer(self) -> Callable[[str], str]:
-        """A function ``unsigned href → readable URL``, to call right before each read."""
-        endpoint = self.blob_endpoint
+        """A function ``unsigned href → readable URL``, to call right before each read.
+
+        Raises :class:`~olmoearth_data.composite.hrefs.RefusedHrefError` for an href a build must not open,
+        :class:`~olmoearth_data.outages.SourceUnavailableError` when the SAS endpoint fails past the retries.
+        """
+        endpoint, allow = self.blob_endpoint, self.local_href_prefixes
         if self.sign == "planetary_computer":
-            import planetary_computer
+            from olmoearth_data.stac.sas import SasTokens
+
+            tokens = SasTokens(retry=self.retry, sas_url=self.sas_url)
 
             def sign(href: str) -> str:
-                return to_blob_endpoint(planetary_computer.sign_url(href), endpoint=endpoint)
+                return to_blob_endpoint(tokens.sign(check_href(href, allow=allow)), endpoint=endpoint)
+
+            sign.forget_tokens = tokens.forget  # type: ignore[attr-defined]  (a blob host's 403: renew)
         else:
 
             def sign(href: str) -> str:
-                return to_blob_endpoint(href, endpoint=endpoint)
+                return to_blob_endpoint(check_href(href, allow=allow), endpoint=endpoint)
 
         return sign
 

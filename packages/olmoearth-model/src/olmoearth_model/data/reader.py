@@ -6,6 +6,11 @@ read per bandset covering the crop's present periods, decoded by the direct shar
 (``shards.py``; zarr-python's per-call and per-chunk costs exceed the data's for small crops), with
 zarr slicing as the fallback for stores it does not decode. Values are normalised at the stored
 resolution, then brought to the 10 m token grid: 20/40 m pixels repeated, 2.5 m max-pooled 4×4.
+
+Damage is an error, never data: checksums and bounds are checked on every read, a complete sample's
+present data whose shard file is missing is refused (``required`` reads), and norm stats computed
+over another set of complete samples than the corpus has now are refused when the reader opens
+(:mod:`olmoearth_data.coverage`). Errors name the corpus, sample, bandset and file.
 """
 
 from __future__ import annotations
@@ -17,8 +22,16 @@ from pathlib import Path
 import numpy as np
 import zarr
 
+from olmoearth_data.coverage import COVERAGE_ATTR, check_stats_coverage
 from olmoearth_data.missing import SampleStatus
 from olmoearth_data.modalities import BandSet, ModalitySpec, registry_from_dict
+from olmoearth_data.shardfile import (
+    CorpusDamageError,
+    CorruptShardError,
+    MissingShardError,
+    sample_shard,
+    shard_exists,
+)
 from olmoearth_model.batch import MISSING_VALUE
 from olmoearth_model.data.shards import ReadCounters, ShardedArray
 
@@ -103,11 +116,16 @@ class CorpusReader:
 
     def _norm_params(self, spec: ModalitySpec) -> tuple[np.ndarray, np.ndarray]:
         """Per-band (offset, scale) with ``x' = (x − offset) / scale`` (recipe §2)."""
-        stats = dict(self.group[spec.name].attrs.get("norm_stats", {}))
+        attrs = self.group[spec.name].attrs
+        stats = dict(attrs.get("norm_stats", {}))
         if not stats:
             raise ValueError(
                 f"corpus {self.path} has no norm stats for {spec.name}: "
                 f"run `olmoearth-data stats {self.path}` first"
+            )
+        if any("mean" in s for s in stats.values()):  # computed from samples (not a predefined range)
+            check_stats_coverage(
+                recorded=attrs.get(COVERAGE_ATTR), status=self.status, corpus=self.path, modality=spec.name
             )
         offset, scale = [], []
         for band in spec.bands:
@@ -216,16 +234,35 @@ class CorpusReader:
         lo, hi = (min(periods), max(periods) + 1) if spec.is_multitemporal else (0, 1)
         time_box = [(lo, hi)] if spec.is_multitemporal else []
         box = [(index, index + 1), *time_box, (0, c), (ys, ye), (xs, xe)]
-        direct = self._direct[key]
-        if direct is not None:
-            raw = direct.read(box)[0]
-        else:
-            raw = np.asarray(self._arrays[key][tuple(slice(a, b) for a, b in box)])[0]
+        # a complete sample's present periods were written: a missing shard file is damage, not fill
+        # (a present period has a valid pixel, i.e. a non-nodata value, in every bandset it comes with)
+        required = spec.nodata is not None and self.status[index] == SampleStatus.COMPLETE
+        try:
+            raw = self._read_box(key, box, required=required)[0]
+        except CorpusDamageError as exc:
+            tile = self.group["tile_id"][index] if "tile_id" in self.group else "?"
+            raise type(exc)(
+                f"corpus {self.path}: sample {index} ({tile}) {spec.name}/{bs.name} is damaged: {exc}; "
+                f"run `olmoearth-data verify {self.path}` to list every damaged sample (--reset to rebuild)"
+            ) from exc
         if not spec.is_multitemporal:
             return raw[None]
         if hi - lo != len(periods):
             raw = raw[[p - lo for p in periods]]
         return raw
+
+    def _read_box(self, key: tuple[str, str], box: list[tuple[int, int]], *, required: bool) -> np.ndarray:
+        """Stored values of ``box`` of bandset ``key``: direct reader, else zarr (checked alike)."""
+        direct = self._direct[key]
+        if direct is not None:
+            return direct.read(box, required=required)
+        arr = self._arrays[key]
+        if required and not shard_exists(arr, sample_shard(arr, box[0][0])):
+            raise MissingShardError(f"{arr.path}: shard file of sample {box[0][0]} missing")
+        try:
+            return np.asarray(arr[tuple(slice(a, b) for a, b in box)])
+        except ValueError as exc:  # zarr: "Stored and computed checksum do not match"
+            raise CorruptShardError(f"{arr.path}: {exc}") from exc
 
 
 def _stored_window(bs: BandSet, crop: Crop) -> tuple[int, int, int, int]:

@@ -2,16 +2,19 @@
 
 zarr-python 3 spends about 1 ms per ``__getitem__`` and about 0.3 ms per inner chunk (an event-loop
 round trip per call and a thread hop per chunk decode; ``benchmarks/bench_chunking.py`` compares both
-readers), more than the loader's small crops take to decode. The corpus's data arrays have one fixed layout
-(``sharding_indexed`` whose inner codecs are ``bytes`` [+ ``blosc``] and whose index — ``bytes`` +
-``crc32c`` — sits at the end of the shard file), so this module decodes that layout itself: one
-``pread`` of the part of the shard index the box needs, then one ``pread`` and one blosc decompress per
-touched inner chunk. :meth:`ShardedArray.from_zarr` returns ``None`` for any other layout or a
-non-local store, and the caller falls back to zarr.
+readers), more than the loader's small crops take to decode. The corpus's data arrays have one fixed
+layout (``sharding_indexed`` whose inner codecs are ``bytes`` [+ ``blosc``] [+ ``crc32c``] and whose
+index — ``bytes`` + ``crc32c`` — sits at the end of the shard file), so this module decodes that layout
+itself: a shard's whole index is read once when its file is opened (its crc32c checked; kept with the
+open file), then one ``pread``, one crc32c and one blosc decompress per touched inner chunk.
+:meth:`ShardedArray.from_zarr` returns ``None`` for any other layout or a non-local store, and the
+caller falls back to zarr.
 
-The index is read partially, so its crc32c is not checked (zarr checks it on every read). That is
-safe for what the loader reads: the builder writes a shard before the ``status`` that marks its
-samples complete, and the loader reads complete samples only. Tests compare every read with zarr's.
+Nothing damaged is returned as data: the index's crc32c, the bounds of each entry used, each chunk's
+crc32c (layouts that have one), blosc header and decoded size are checked
+(:mod:`olmoearth_data.shardfile`), and a read that must find data (``required``: complete samples'
+present periods) refuses a missing shard file instead of returning fill values. Failures raise
+:class:`~olmoearth_data.shardfile.CorpusDamageError`. Tests compare every read with zarr's.
 """
 
 from __future__ import annotations
@@ -26,13 +29,18 @@ from pathlib import Path
 
 import numpy as np
 import zarr
-from numcodecs import blosc
-from zarr.codecs import BloscCodec, BytesCodec, Crc32cCodec, ShardingCodec
-from zarr.codecs.sharding import ShardingCodecIndexLocation
 from zarr.storage import LocalStore
 
-#: An inner chunk that was never written (all fill value): offset and length both 2⁶⁴ − 1.
-_EMPTY = 2**64 - 1
+from olmoearth_data.shardfile import (
+    EMPTY,
+    CorruptShardError,
+    MissingShardError,
+    ShardFormat,
+    check_entry,
+    decode_chunk,
+    read_index,
+)
+
 #: Open shard files kept per array (a loader worker reads one sample at a time, so few are live).
 _MAX_OPEN = 8
 
@@ -54,70 +62,48 @@ class ShardedArray:
         self,
         *,
         root: Path,
-        shape: tuple[int, ...],
-        dtype: np.dtype,
+        fmt: ShardFormat,
         fill_value: object,
-        shard_shape: tuple[int, ...],
-        chunk_shape: tuple[int, ...],
-        compressed: bool,
         chunk_key: Callable[[tuple[int, ...]], str],
     ) -> None:
-        if any(s % c for s, c in zip(shard_shape, chunk_shape)):
-            raise ValueError(f"shard shape {shard_shape} is not a multiple of chunk shape {chunk_shape}")
-        self.root, self.shape, self.dtype = root, shape, dtype
+        self.root, self.fmt = root, fmt
+        self.shape, self.dtype = fmt.shape, fmt.dtype
         self.fill_value = fill_value
-        self.shard_shape, self.chunk_shape = shard_shape, chunk_shape
-        self.chunks_per_shard = tuple(s // c for s, c in zip(shard_shape, chunk_shape))
-        self.n_chunks_per_shard = int(np.prod(self.chunks_per_shard))
+        self.shard_shape, self.chunk_shape = fmt.shard_shape, fmt.chunk_shape
+        self.chunks_per_shard = fmt.chunks_per_shard
+        self.n_chunks_per_shard = fmt.n_chunks
         # C-order strides of the shard's chunk grid: the index lists chunks in C order
-        self._strides = tuple(int(np.prod(self.chunks_per_shard[d + 1 :])) for d in range(len(shape)))
-        self.compressed = compressed
+        self._strides = tuple(int(np.prod(self.chunks_per_shard[d + 1 :])) for d in range(len(self.shape)))
+        self.compressed = fmt.compressed
         self._chunk_key = chunk_key  # shard grid coordinates → file path relative to the array
-        self._stored_dtype = dtype.newbyteorder("<")  # the bytes codec is little-endian (checked)
-        self._chunk_nbytes = int(np.prod(chunk_shape)) * dtype.itemsize
-        self._files: OrderedDict[tuple[int, ...], tuple[int, int]] = OrderedDict()  # shard → (fd, size)
+        self._stored_dtype = self.dtype.newbyteorder("<")  # the bytes codec is little-endian (checked)
+        self._chunk_nbytes = fmt.chunk_nbytes
+        # shard → (fd, index: uint64 [n_chunks, 2] of (offset, nbytes), first index byte); LRU
+        self._files: OrderedDict[tuple[int, ...], tuple[int, np.ndarray, int]] = OrderedDict()
         self.counters = ReadCounters()
 
     @classmethod
     def from_zarr(cls, array: zarr.Array) -> ShardedArray | None:
         """A direct reader for ``array``, or ``None`` when its layout or store is not one decoded here."""
-        meta = array.metadata
-        if meta.zarr_format != 3 or len(meta.codecs) != 1 or not isinstance(meta.codecs[0], ShardingCodec):
-            return None
-        sharding = meta.codecs[0]
-        if sharding.index_location != ShardingCodecIndexLocation.end:
-            return None
-        index_codecs = tuple(sharding.index_codecs)
-        if not (
-            len(index_codecs) == 2
-            and _little_endian_bytes(index_codecs[0])
-            and isinstance(index_codecs[1], Crc32cCodec)
-        ):
-            return None
-        inner = tuple(sharding.codecs)
-        if not inner or not _little_endian_bytes(inner[0]):
-            return None
-        if len(inner) > 2 or (len(inner) == 2 and not isinstance(inner[1], BloscCodec)):
-            return None
+        fmt = ShardFormat.from_zarr(array)
         store = array.store_path.store
-        if not isinstance(store, LocalStore):
+        if fmt is None or not isinstance(store, LocalStore):
             return None
         return cls(
             root=Path(store.root) / array.store_path.path,
-            shape=tuple(array.shape),
-            dtype=np.dtype(array.dtype),
-            fill_value=meta.fill_value,
-            shard_shape=tuple(array.shards),
-            chunk_shape=tuple(sharding.chunk_shape),
-            compressed=len(inner) == 2,
-            chunk_key=meta.encode_chunk_key,
+            fmt=fmt,
+            fill_value=array.metadata.fill_value,
+            chunk_key=array.metadata.encode_chunk_key,
         )
 
-    def read(self, box: Sequence[tuple[int, int]]) -> np.ndarray:
+    def read(self, box: Sequence[tuple[int, int]], *, required: bool = False) -> np.ndarray:
         """The values of the half-open box ``[(start, stop), …]`` (one pair per dimension).
 
-        Returns an array of shape ``(stop − start, …)`` in the array's dtype; never-written chunks and
-        shards read as the fill value.
+        Returns an array of shape ``(stop − start, …)`` in the array's dtype; never-written chunks read
+        as the fill value, and so do never-written shards unless ``required`` (the box holds data that
+        was written, e.g. a complete sample's present periods): then a missing shard file raises
+        :class:`~olmoearth_data.shardfile.MissingShardError`. Damaged bytes raise
+        :class:`~olmoearth_data.shardfile.CorruptShardError`.
         """
         if len(box) != len(self.shape):
             raise ValueError(f"box has {len(box)} dimensions, the array has {len(self.shape)}")
@@ -139,51 +125,74 @@ class ShardedArray:
                     a, b = max(start[d], g * c), min(stop[d], (g + 1) * c)
                     n.append((g - s * per[d], slice(a - start[d], b - start[d]), slice(a - g * c, b - g * c)))
                 axes.append(n)
-            self._read_shard(shard, axes, out)
+            self._read_shard(shard, axes, out, required=required)
         return out
 
     def _read_shard(
-        self, shard: tuple[int, ...], axes: list[list[tuple[int, slice, slice]]], out: np.ndarray
+        self,
+        shard: tuple[int, ...],
+        axes: list[list[tuple[int, slice, slice]]],
+        out: np.ndarray,
+        *,
+        required: bool,
     ) -> None:
         """Decode the inner chunks ``product(*axes)`` of one shard into ``out``."""
         opened = self._open(shard)
         if opened is None:
+            if required:
+                raise MissingShardError(
+                    f"{self._where(shard)}: shard file missing (its samples are complete)"
+                )
             return  # shard never written: all fill
-        fd, size = opened
+        fd, index, data_end = opened
         chunks = list(product(*axes))
         linear = [sum(i * st for (i, _, _), st in zip(ch, self._strides)) for ch in chunks]
-        first, last = min(linear), max(linear)
-        index_start = size - (16 * self.n_chunks_per_shard + 4)  # entries, then the crc32c
-        raw = os.pread(fd, 16 * (last - first + 1), index_start + 16 * first)
-        entries = np.frombuffer(raw, dtype="<u8").reshape(-1, 2).tolist()
+        first = min(linear)
+        entries = index[first : max(linear) + 1].tolist()  # one conversion per shard read, not per chunk
         counters = self.counters
-        counters.stored_bytes += len(raw)
         for ch, lin in zip(chunks, linear):
             offset, nbytes = entries[lin - first]
             counters.chunks += 1
-            if offset == _EMPTY and nbytes == _EMPTY:
+            if offset == EMPTY and nbytes == EMPTY:
                 counters.empty_chunks += 1
                 continue
+            if offset == EMPTY or nbytes == EMPTY or offset + nbytes > data_end:  # half empty, out of file
+                check_entry(offset, nbytes, data_end=data_end, fmt=self.fmt, where=self._where(shard))
             data = os.pread(fd, nbytes, offset)
             counters.stored_bytes += nbytes
             counters.decoded_bytes += self._chunk_nbytes
-            if self.compressed:
-                data = blosc.decompress(data)
+            try:
+                data = decode_chunk(data, fmt=self.fmt, where=f"chunk {lin}")
+            except CorruptShardError as exc:  # the file's path only now: formatting it costs per chunk
+                raise CorruptShardError(f"{self._where(shard)} {exc}") from None
             values = np.frombuffer(data, dtype=self._stored_dtype).reshape(self.chunk_shape)
             out[tuple(dst for _, dst, _ in ch)] = values[tuple(src for _, _, src in ch)]
 
-    def _open(self, shard: tuple[int, ...]) -> tuple[int, int] | None:
-        """``(fd, file size)`` of a shard's file, kept open (LRU); ``None`` if it was never written."""
+    def _where(self, shard: tuple[int, ...]) -> str:
+        return str(self.root / self._chunk_key(shard))
+
+    def _open(self, shard: tuple[int, ...]) -> tuple[int, np.ndarray, int] | None:
+        """``(fd, index, data end)`` of a shard's file, kept open (LRU); ``None`` if it was never written.
+
+        The whole index is read and its crc32c checked once, on opening; entries are checked as used."""
         if shard in self._files:
             self._files.move_to_end(shard)
             return self._files[shard]
+        path = self.root / self._chunk_key(shard)
         try:
-            fd = os.open(self.root / self._chunk_key(shard), os.O_RDONLY | getattr(os, "O_BINARY", 0))
+            fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
         except FileNotFoundError:
             return None
-        self._files[shard] = (fd, os.fstat(fd).st_size)
+        try:
+            size = os.fstat(fd).st_size
+            index = read_index(fd, size=size, fmt=self.fmt, where=str(path))
+        except BaseException:
+            os.close(fd)
+            raise
+        self.counters.stored_bytes += self.fmt.index_nbytes
+        self._files[shard] = (fd, index, size - self.fmt.index_nbytes)
         while len(self._files) > _MAX_OPEN:
-            old_fd, _ = self._files.popitem(last=False)[1]
+            old_fd = self._files.popitem(last=False)[1][0]
             os.close(old_fd)
         return self._files[shard]
 
@@ -195,13 +204,9 @@ class ShardedArray:
     def close(self) -> None:
         """Close the shard files kept open."""
         while self._files:
-            fd, _ = self._files.popitem()[1]
+            fd = self._files.popitem()[1][0]
             os.close(fd)
 
     def __del__(self) -> None:
         if sys.meta_path is not None:  # not during interpreter shutdown
             self.close()
-
-
-def _little_endian_bytes(codec: object) -> bool:
-    return isinstance(codec, BytesCodec) and (codec.endian is None or codec.endian.value == "little")

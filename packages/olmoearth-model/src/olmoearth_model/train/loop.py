@@ -37,6 +37,7 @@ from olmoearth_model.train.export import export_release
 from olmoearth_model.train.metrics import console_line, model_flops_utilisation, open_metrics, step_record
 from olmoearth_model.train.monitor import probe_metrics
 from olmoearth_model.train.parallel import Parallel, clip_gradients, wrap_objective
+from olmoearth_model.train.run_dir import check_resume, start_run
 from olmoearth_model.train.schedule import learning_rate
 from olmoearth_model.train.tracking import Trackers, check_trackers
 
@@ -111,19 +112,21 @@ class _StopRequest:
 def train(config: TrainConfig) -> Path:
     """Train (or resume) until ``config.max_steps`` optimiser steps; works alone or under ``torchrun``.
 
-    Writes ``config.yaml``, ``metrics.jsonl`` (one JSON line per step, rank 0; also to TensorBoard/W&B
-    when ``config.metrics`` turns them on), ``checkpoint.pt`` every ``checkpoint_every`` steps and on
-    SIGTERM, and at the end ``model.pt`` and a release export. ``config.parallel`` picks DDP or FSDP2
-    when there is more than one process.
+    A run directory holding a checkpoint of other settings (model, corpus, modalities, batch, …) is
+    refused before anything is written (:mod:`~olmoearth_model.train.run_dir`); ``resume=false``
+    starts over. Writes ``config.yaml`` and ``run.json``, ``metrics.jsonl`` (one JSON line per step,
+    rank 0; also to TensorBoard/W&B when ``config.metrics`` turns them on), ``checkpoint.pt`` every
+    ``checkpoint_every`` steps and on SIGTERM, and at the end ``model.pt`` and a release export.
+    ``config.parallel`` picks DDP or FSDP2 when there is more than one process.
     """
     env = DistEnv.from_environment()
+    check_resume(config)  # before anything is written: a changed run is refused, config.yaml kept
     device = pick_device(config.device, local_rank=env.local_rank)
     check_trackers(config.metrics)
     init_distributed(env, device=device)
     run_dir = Path(config.run_dir)
     if env.is_main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        config.save(run_dir / "config.yaml")
+        start_run(config)  # config.yaml + run.json; a new run moves an old checkpoint aside
     model = build_model_for_corpus(config).to(device)
     model.train()
     loss_config = LossConfig(contrastive=config.contrastive, patch_loss=config.patch_loss)

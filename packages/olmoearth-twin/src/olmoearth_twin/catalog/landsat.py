@@ -8,8 +8,10 @@ the overlap — one item whose COGs cover both tiles, never two items with one i
 Schedule: each scene is imaged every 16 days by Landsat 8 and, 8 days after each of those, by
 Landsat 9 (the real combined 8-day revisit), from a phase drawn per scene; items exist on those days
 inside any member sample's window ``[centre − 187 d, centre + 173 d)`` (3–4 per monthly period).
-Every fifth item of a scene is an L2SR product (no surface temperature: no ``lwir11``/``qa``/``atran``
-/…), as PC has when the thermal band is unavailable.
+Four items in five of a scene are L2SR products (no surface temperature: no ``lwir11``/``qa``/``atran``
+/…) and only the 1st, 6th, 11th, … are L2SP, following PC, where L2SR is the rule rather than the
+exception (8 of the 10 items of a real ``landsat-c2-l2`` result page are L2SR); a reader that leaves
+thermal empty wherever an L2SR item filled a pixel loses most of B10.
 
 COGs: in the CRS of the scene's first sample (a tile of another UTM zone is covered by its bounds
 reprojected there). An item's COGs span the crops (tile + 256 m, snapped outward to 30 m) of the
@@ -218,7 +220,7 @@ def generate_landsat_scene(
         transform = Affine(RES, 0.0, x0, 0.0, -RES, y1)
         landsat9 = (day.toordinal() - phase) // REVISIT_DAYS % 2 == 1
         platform, sat = ("landsat-9", "LC09") if landsat9 else ("landsat-8", "LC08")
-        l2sr = count % 5 == 0
+        l2sr = count % 5 != 1  # 4 in 5 (PC's share): items 2-5, 7-10, ... of the scene
         correction = "L2SR" if l2sr else "L2SP"
         processed = day + dt.timedelta(days=int(rng.integers(1, 10)))
         short = f"{sat}_{correction}_{path_:03d}{row:03d}_{day:%Y%m%d}_02_T1"

@@ -14,6 +14,18 @@ timeout is shorter. Otherwise the request (method, path, query, headers includin
 ``Host``, body) is forwarded unchanged to the upstream and the answer (status, headers, body) returned
 as is. ``Host`` is kept so stac-fastapi writes the proxy's address into its links and a client that
 follows them stays behind the proxy.
+
+Outages: besides the random draws, a proxy can fail *every* request on purpose, for a while or until
+told otherwise — a service that is down rather than flaky::
+
+    proxy = FaultProxy(upstream=twin.direct_assets_url, config=FaultConfig(rate=0.0))
+    proxy.start()
+    proxy.set_outage("503", seconds=30)   # 503 for 30 s, then requests pass again
+    proxy.set_outage("401")               # 401 (APIM's missing-key answer) until clear_outage()
+    proxy.clear_outage()
+
+Kinds: :data:`OUTAGE_KINDS` — an HTTP status (``401``, ``403``, ``429``, ``500``, ``502``, ``503``,
+``504``) or ``reset`` (every connection dropped). ``stats.injected`` counts them as ``outage-<kind>``.
 """
 
 from __future__ import annotations
@@ -32,6 +44,13 @@ from olmoearth_twin.servers.http_thread import BackgroundHTTPServer, QuietHandle
 
 #: Kinds of fault the proxy can inject.
 FAULT_KINDS = ("429", "503", "reset", "slow")
+#: Kinds of outage (every request fails) a proxy can be put in.
+OUTAGE_KINDS = ("401", "403", "429", "500", "502", "503", "504", "reset")
+_OUTAGE_BODIES = {
+    "401": b'{"statusCode": 401, "message": "Access denied due to invalid subscription key."}',
+    "403": b'{"statusCode": 403, "message": "Forbidden."}',
+    "429": b'{"statusCode": 429, "message": "Rate limit is exceeded. Try again later."}',
+}
 # Hop-by-hop headers (RFC 9110 §7.6.1) are not forwarded; the body is re-sent with its own length.
 _HOP = {
     "connection",
@@ -88,6 +107,34 @@ class FaultStats:
                 self.injected[kind] = self.injected.get(kind, 0) + 1
 
 
+class _OutageState:
+    """The outage a proxy is in: a kind and an end (monotonic seconds; None: until cleared)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._kind: str | None = None
+        self._until: float | None = None
+
+    def set(self, kind: str, seconds: float | None) -> None:
+        if kind not in OUTAGE_KINDS:
+            raise ValueError(f"outage kind must be one of {OUTAGE_KINDS}, got {kind!r}")
+        if seconds is not None and seconds <= 0:
+            raise ValueError(f"seconds must be > 0 (or None: until cleared), got {seconds}")
+        with self._lock:
+            self._kind = kind
+            self._until = None if seconds is None else time.monotonic() + seconds
+
+    def clear(self) -> None:
+        with self._lock:
+            self._kind, self._until = None, None
+
+    def current(self) -> str | None:
+        with self._lock:
+            if self._kind is not None and self._until is not None and time.monotonic() >= self._until:
+                self._kind, self._until = None, None
+            return self._kind
+
+
 class _Dice:
     """The seeded fault draws, one per request, serialised so the sequence is reproducible."""
 
@@ -103,7 +150,9 @@ class _Dice:
         return kind if hit else None
 
 
-def _make_handler(*, upstream: str, config: FaultConfig, stats: FaultStats) -> type[QuietHandler]:
+def _make_handler(
+    *, upstream: str, config: FaultConfig, stats: FaultStats, outage: _OutageState
+) -> type[QuietHandler]:
     target = urlsplit(upstream)
     host, port = target.hostname or "127.0.0.1", target.port or 80
     dice = _Dice(config)
@@ -139,9 +188,23 @@ def _make_handler(*, upstream: str, config: FaultConfig, stats: FaultStats) -> t
 
         def _handle(self) -> None:
             body = self._read_body()
+            head_only = self.command == "HEAD"
+            down = outage.current()
+            if down is not None:
+                stats.record(f"outage-{down}")
+                if down == "reset":
+                    self._reset()
+                    return
+                self.send_body(
+                    status=int(down),
+                    body=_OUTAGE_BODIES.get(down, b"Service Unavailable"),
+                    content_type="application/json" if down in _OUTAGE_BODIES else "text/plain",
+                    head_only=head_only,
+                    headers={"Retry-After": str(config.retry_after_s)} if down == "429" else None,
+                )
+                return
             kind = dice.draw()
             stats.record(kind)
-            head_only = self.command == "HEAD"
             if kind == "reset":
                 self._reset()
                 return
@@ -204,9 +267,24 @@ class FaultProxy:
 
     def __init__(self, *, upstream: str, config: FaultConfig) -> None:
         self.stats = FaultStats()
+        self._outage = _OutageState()
         self._server = BackgroundHTTPServer(
-            handler=_make_handler(upstream=upstream, config=config, stats=self.stats)
+            handler=_make_handler(upstream=upstream, config=config, stats=self.stats, outage=self._outage)
         )
+
+    def set_outage(self, kind: str, *, seconds: float | None = None) -> None:
+        """Fail every request with ``kind`` (:data:`OUTAGE_KINDS`) for ``seconds`` (None: until
+        :meth:`clear_outage`); the random faults resume afterwards."""
+        self._outage.set(kind, seconds)
+
+    def clear_outage(self) -> None:
+        """End the outage now."""
+        self._outage.clear()
+
+    @property
+    def outage(self) -> str | None:
+        """The outage kind in force, or None."""
+        return self._outage.current()
 
     @property
     def url(self) -> str:
