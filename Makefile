@@ -6,12 +6,13 @@ STAMP := $(VENV)/.setup-stamp
 SETUP_INPUTS := $(wildcard packages/*/pyproject.toml) requirements/constraints.txt scripts/setup.sh scripts/system-deps.sh
 PYTEST_ARGS ?=
 
-.PHONY: setup test lint bench bench-loader bench-corpus bench-chunking twin demo pretrain ablation-collapse dataset
+.PHONY: setup test test-fast lint bench bench-loader bench-corpus bench-chunking twin demo pretrain ablation-collapse dataset bench-osm
 .DEFAULT_GOAL := help
 
 help:
 	@echo "make setup   create .venv and install the packages (idempotent)"
 	@echo "make test    setup + the whole test suite (prints the slowest tests)"
+	@echo "make test-fast   the fast tier: no twin/PostgreSQL, no slow tests, fake corpora (~1.5 min on 2 cores)"
 	@echo "make lint    ruff"
 	@echo "make pretrain CONFIG=nano|tiny|base|large NGPU=N   torchrun on this node (CPU fallback); see README"
 	@echo "make ablation-collapse   Lite vs EMA target on the demo corpus -> runs/ablation-collapse/"
@@ -22,6 +23,7 @@ help:
 	@echo "make bench-loader   loader samples/s per worker vs raw read floor, full default set (needs make demo)"
 	@echo "make bench-chunking random-crop read speed of inner chunk shapes (benchmarks/results/chunking_cpu.json)"
 	@echo "make bench-corpus   corpus build on the twin: samples/min, CPU s/sample, bytes/sample, peak worker RSS"
+	@echo "make bench-osm      OSM pass el/s (today's vs batched, 1 and 2 workers), floors, memory, planet estimate"
 	@echo "make twin    setup + serve the local Planetary Computer twin (every default-set source) for the demo samples until Ctrl-C"
 	@echo "make bench   setup + CPU training-step benchmark of Nano and Base (benchmarks/results/model_cpu.json)"
 	@echo "            + OSM streaming-pass benchmark (benchmarks/results/osm_extract.json)"
@@ -34,6 +36,27 @@ $(STAMP): $(SETUP_INPUTS)
 
 test: setup
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The fast tier: tests marked `twin` (olmoearth_data.testing_plugin marks every test using the twin
+# fixture) or `slow` are left out; trainer tests run on fake corpora (olmoearth_data.testing). Its test
+# files are split into FAST_SHARDS processes run side by side, one torch/OpenMP thread each (on 2
+# cores: 1.6 min vs 2.6 for one process; shard 0 prints as it goes, the others when done). No `setup`
+# prerequisite: setup also installs PostgreSQL (scripts/system-deps.sh), which this tier never
+# starts; it needs the .venv only.
+FAST_SHARDS ?= 2
+FAST_PYTEST := OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(PY) -m pytest -m "not twin and not slow"
+test-fast:
+	@test -x $(PY) || { echo "make test-fast: no $(VENV); run make setup first" >&2; exit 2; }
+	@test -z "$$(find $(SETUP_INPUTS) -newer $(STAMP) 2>/dev/null)" || echo "make test-fast: $(VENV) may be stale (make setup)" >&2
+	@logs=$$(mktemp -d); pids=""; trap 'kill $$pids 2>/dev/null; rm -rf "$$logs"' EXIT; \
+	for i in $$(seq 1 $$(($(FAST_SHARDS) - 1))); do \
+	  $(FAST_PYTEST) -p no:cacheprovider --test-shard $$i/$(FAST_SHARDS) $(PYTEST_ARGS) > "$$logs/$$i.log" 2>&1 & pids="$$pids $$!"; \
+	done; \
+	echo "make test-fast: shard 0/$(FAST_SHARDS) below, $$(($(FAST_SHARDS) - 1)) more in the background (printed at the end)"; \
+	$(FAST_PYTEST) --test-shard 0/$(FAST_SHARDS) $(PYTEST_ARGS); codes=$$?; \
+	for p in $$pids; do wait $$p; codes="$$codes $$?"; done; pids=""; \
+	for i in $$(seq 1 $$(($(FAST_SHARDS) - 1))); do echo "==== test-fast shard $$i/$(FAST_SHARDS) ===="; cat "$$logs/$$i.log"; done; \
+	for c in $$codes; do [ $$c = 0 ] || [ $$c = 5 ] || exit $$c; done  # 5: no test of the shard selected
 
 lint: setup
 	$(VENV)/bin/ruff check .
@@ -67,6 +90,9 @@ bench-corpus: setup
 
 bench-chunking: setup
 	$(PY) benchmarks/bench_chunking.py
+
+bench-osm: setup
+	$(PY) benchmarks/bench_osm.py $(BENCH_OSM_ARGS)
 
 # `make dataset`: OSM → samples → corpus (+ index) → stats under $(DATASET_DIR), Planetary Computer by default.
 CATALOG ?= pc

@@ -6,6 +6,10 @@ A rule is a small tree evaluated on an element's tag mapping (``Mapping[str, str
 and :class:`AnyOf` (alternatives). Categories are not exclusive: an element gets every category whose
 rule matches (e.g. ``power_plant`` and ``power_plant_solar``).
 
+Each rule also evaluates a whole batch of elements at once (``mask(tags)`` on a
+:class:`~olmoearth_data.osm.tagtable.TagTable`, one boolean per element): the vectorised pass
+(:mod:`olmoearth_data.osm.vectorised`) uses that, the per-element ``__call__`` stays the reference.
+
 Raster category ``water_tower``: the reference configures the key as ``man_mode`` (a typo for
 ``man_made``) so its band is almost always empty. We knowingly FIX the typo and match
 ``man_made=water_tower``; a corpus built with this code therefore has a non-empty band 28 where
@@ -17,6 +21,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from olmoearth_data.osm.tagtable import TagTable
 
 
 @dataclass(frozen=True)
@@ -28,6 +38,9 @@ class Eq:
 
     def __call__(self, tags: Mapping[str, str]) -> bool:
         return tags.get(self.key) == self.value
+
+    def mask(self, tags: TagTable) -> np.ndarray:
+        return tags.equals(self.key, self.value)
 
     def keys(self) -> frozenset[str]:
         return frozenset({self.key})
@@ -41,6 +54,9 @@ class Present:
 
     def __call__(self, tags: Mapping[str, str]) -> bool:
         return bool(tags.get(self.key))
+
+    def mask(self, tags: TagTable) -> np.ndarray:
+        return tags.present(self.key)
 
     def keys(self) -> frozenset[str]:
         return frozenset({self.key})
@@ -56,6 +72,9 @@ class NotEq:
     def __call__(self, tags: Mapping[str, str]) -> bool:
         return tags.get(self.key) != self.value
 
+    def mask(self, tags: TagTable) -> np.ndarray:
+        return ~tags.equals(self.key, self.value)
+
     def keys(self) -> frozenset[str]:
         return frozenset()  # a negation alone cannot make an element relevant
 
@@ -70,6 +89,9 @@ class OneOf:
     def __call__(self, tags: Mapping[str, str]) -> bool:
         return tags.get(self.key) in self.values
 
+    def mask(self, tags: TagTable) -> np.ndarray:
+        return tags.isin(self.key, self.values)
+
     def keys(self) -> frozenset[str]:
         return frozenset({self.key})
 
@@ -82,6 +104,14 @@ class All:
 
     def __call__(self, tags: Mapping[str, str]) -> bool:
         return all(r(tags) for r in self.rules)
+
+    def mask(self, tags: TagTable) -> np.ndarray:
+        out = self.rules[0].mask(tags)
+        for r in self.rules[1:]:
+            if not out.any():
+                break
+            out &= r.mask(tags)
+        return out
 
     def keys(self) -> frozenset[str]:
         # Every positive key is required, so one of them suffices as a pre-filter key.
@@ -96,6 +126,12 @@ class AnyOf:
 
     def __call__(self, tags: Mapping[str, str]) -> bool:
         return any(r(tags) for r in self.rules)
+
+    def mask(self, tags: TagTable) -> np.ndarray:
+        out = self.rules[0].mask(tags)
+        for r in self.rules[1:]:
+            out |= r.mask(tags)
+        return out
 
     def keys(self) -> frozenset[str]:
         return frozenset().union(*(r.keys() for r in self.rules))
@@ -278,6 +314,20 @@ RELEVANT_KEYS: frozenset[str] = frozenset().union(
 )
 
 
+def _referenced_keys(rule: Rule) -> frozenset[str]:
+    if isinstance(rule, All | AnyOf):
+        return frozenset().union(*(_referenced_keys(r) for r in rule.rules))
+    return frozenset({rule.key})
+
+
+#: Every key any rule reads (``RELEVANT_KEYS`` plus keys only negated, e.g. ``tunnel``): the tags the
+#: vectorised pass keeps from each element.
+RULE_KEYS: frozenset[str] = frozenset().union(
+    *(_referenced_keys(c.rule) for c in SAMPLING_CATEGORIES),
+    *(_referenced_keys(c.rule) for c in RASTER_CATEGORIES),
+)
+
+
 def _anchor_keys(rule: Rule) -> frozenset[str]:
     """Keys of which at least one must be present for ``rule`` to match (for indexing rules by key)."""
     if isinstance(rule, All):
@@ -327,3 +377,31 @@ def raster_categories(*, tags: Mapping[str, str], element_type: str) -> list[Ras
         if element_type in c.element_types and c.rule(tags):
             out.append(c)
     return out
+
+
+def sampling_matrix(*, tags: TagTable) -> np.ndarray:
+    """Vectorised :func:`sampling_categories`: bool ``[n, 118]``, column j = ``SAMPLING_CATEGORIES[j]``.
+
+    Rules whose anchor key no element of the batch carries are skipped (their column stays False).
+    """
+    out = np.zeros((tags.n, len(SAMPLING_CATEGORIES)), dtype=bool)
+    for i in _rules_to_evaluate(tags, _SAMPLING_BY_KEY):
+        out[:, i] = SAMPLING_CATEGORIES[i].rule.mask(tags)
+    return out
+
+
+def raster_matrix(*, tags: TagTable, element_type: str) -> np.ndarray:
+    """Vectorised :func:`raster_categories` for one element type: bool ``[n, 30]`` in band order."""
+    out = np.zeros((tags.n, len(RASTER_CATEGORIES)), dtype=bool)
+    for i in _rules_to_evaluate(tags, _RASTER_BY_KEY):
+        c = RASTER_CATEGORIES[i]
+        if element_type in c.element_types:
+            out[:, i] = c.rule.mask(tags)
+    return out
+
+
+def _rules_to_evaluate(tags: TagTable, index: dict[str, tuple[int, ...]]) -> list[int]:
+    found: set[int] = set()
+    for key in tags.keys_present():
+        found.update(index.get(key, ()))
+    return sorted(found)

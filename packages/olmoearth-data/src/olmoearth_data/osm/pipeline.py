@@ -116,7 +116,7 @@ def run_sampling(
     *, out: Path | str, osm: Path | str | None = None, lonlats: Path | str | None = None,
     per_category: int = DEFAULT_PER_CATEGORY, seed: int = 0, work_dir: Path | str | None = None,
     naip_stac_url: str | None = None, progress: bool = False, node_index: str | None = None,
-    dry_run: bool = False, dates_per_tile: int = 1,
+    dry_run: bool = False, dates_per_tile: int = 1, workers: int = 1,
 ) -> SampleResult:  # fmt: skip
     """Write the sample table ``out`` (GeoParquet) and ``<out stem>_summary.csv``/``.json``.
 
@@ -124,6 +124,8 @@ def run_sampling(
     (default ``<out>.work``) keeps the extraction (points + per-tile raster features). ``dry_run``
     extracts and draws but writes no table (``n_samples`` is then what the table would hold).
     ``dates_per_tile``: centre dates (rows) per chosen tile, 1..5 (see the module docstring).
+    ``workers``: processes of the OSM pass (:func:`~olmoearth_data.osm.extract.extract_osm`); the
+    table is the same for any number.
     """
     out = Path(out)
     if (osm is None) == (lonlats is None):
@@ -136,7 +138,8 @@ def run_sampling(
     draws: list[CategoryDraw] = []
     if osm is not None:
         work = Path(work_dir) if work_dir else out.with_suffix(".work")
-        res = extract_osm(path=osm, out_dir=work, seed=seed, node_index=node_index, progress=progress)
+        res = extract_osm(path=osm, out_dir=work, seed=seed, node_index=node_index, progress=progress,
+                          workers=workers)  # fmt: skip
         pts = pq.read_table(res.points, columns=["category", "lon", "lat"])
         chosen, draws = draw_tiles(
             category=np.asarray(pts["category"].to_pylist(), dtype=object),
