@@ -222,6 +222,7 @@ def test_release_export_reloads_to_the_same_embeddings(fake_corpus: Path, tmp_pa
     encoder, meta = load_release(run / "release")
     assert meta["band_order"]["sentinel2_l2a"][:4] == ["B02", "B03", "B04", "B08"]
     assert meta["norm_stats"]["sentinel2_l2a"]["B02"]["std"] > 0
+    assert set(meta["band_order"]) == set(meta["norm_stats"]) == {"sentinel2_l2a", "sentinel1", "worldcover"}
     state = torch.load(run / "model.pt", weights_only=True)
     model = build_model_for_corpus(replace(config))
     model.load_state_dict(state["model"])

@@ -9,12 +9,13 @@ Registered for the repository's tests by ``-p olmoearth_data.testing_plugin`` in
 - Tests that reach the ``twin`` fixture (``olmoearth_twin.testing``: PostgreSQL, pgstac, the STAC API),
   directly or through another fixture such as ``s2_corpus``, are marked ``twin`` at collection, so
   ``pytest -m "not twin"`` (``make test-fast``) never starts the twin whatever a test's own marks say.
-- ``--test-shard I/N``: run only the test files of shard ``I`` (0-based) of ``N``, files dealt out
-  round-robin in collection order (``make test-fast`` runs its shards as parallel processes).
+- ``--test-shard I/N``: run only shard ``I`` (0-based) of ``N`` of the selected test files, balanced
+  by test count (``make test-fast`` runs its shards as parallel processes).
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +47,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--test-shard",
         default=None,
         metavar="I/N",
-        help="run only shard I (0-based) of N of the test files, dealt out round-robin",
+        help="run only shard I (0-based) of N of the selected test files (balanced by test count)",
     )
 
 
@@ -68,14 +69,21 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 class _Shard:
-    """Keeps the test files of one shard, dealt out after ``-m``/``-k`` have deselected."""
+    """Keeps the test files of one shard: after ``-m``/``-k`` have deselected, the files are dealt out
+    largest first (by selected tests) to the shard with the fewest tests so far. Whole files, so no
+    module fixture is set up twice; the count is a rough stand-in for time, good enough here."""
 
     def __init__(self, index: int, total: int) -> None:
         self.index, self.total = index, total
 
     @pytest.hookimpl(trylast=True)
     def pytest_collection_modifyitems(self, config: pytest.Config, items: list[pytest.Item]) -> None:
-        files = list(dict.fromkeys(item.path for item in items))  # collection order
-        mine = set(files[self.index :: self.total])
+        counts = Counter(item.path for item in items)  # files in collection order
+        load, mine = [0] * self.total, set()
+        for path, n in sorted(counts.items(), key=lambda kv: -kv[1]):  # stable: ties keep their order
+            shard = load.index(min(load))
+            load[shard] += n
+            if shard == self.index:
+                mine.add(path)
         config.hook.pytest_deselected(items=[item for item in items if item.path not in mine])
         items[:] = [item for item in items if item.path in mine]
