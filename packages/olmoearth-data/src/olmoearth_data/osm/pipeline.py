@@ -43,7 +43,7 @@ ASSUMED_SAMPLES_PER_MIN = 20.0
 
 
 @dataclass(frozen=True)
-class SampleResult:
+class SamplingRun:
     """What :func:`run_sampling` wrote and how many tiles it chose."""
 
     table: Path
@@ -117,7 +117,7 @@ def run_sampling(
     per_category: int = DEFAULT_PER_CATEGORY, seed: int = 0, work_dir: Path | str | None = None,
     naip_stac_url: str | None = None, progress: bool = False, node_index: str | None = None,
     dry_run: bool = False, dates_per_tile: int = 1, workers: int = 1,
-) -> SampleResult:  # fmt: skip
+) -> SamplingRun:  # fmt: skip
     """Write the sample table ``out`` (GeoParquet) and ``<out stem>_summary.csv``/``.json``.
 
     Exactly one of ``osm`` (an OSM file) or ``lonlats`` (a JSON list) must be given. ``work_dir``
@@ -155,7 +155,7 @@ def run_sampling(
         raise OsmInputError(f"no tile was chosen from {osm or lonlats}: the input has no categorised feature")
     if dry_run:
         n = len(chosen) * dates_per_tile
-        return SampleResult(out, out.with_name(out.stem + "_summary.csv"), n, tuple(draws))
+        return SamplingRun(out, out.with_name(out.stem + "_summary.csv"), n, tuple(draws))
     naip = NaipDates(stac_url=naip_stac_url) if naip_stac_url else None
     dates = centre_date_sets(tiles=list(chosen), k=dates_per_tile, seed=seed, naip=naip)
     samples = [Sample(t, d, cats) for t, cats in chosen.items() for d in dates[t]]
@@ -167,7 +167,7 @@ def run_sampling(
         for d in draws:
             w.writerow(asdict(d))
     summary.with_suffix(".json").write_text(json.dumps([asdict(d) for d in draws], indent=2))
-    return SampleResult(out, summary, len(samples), tuple(draws))
+    return SamplingRun(out, summary, len(samples), tuple(draws))
 
 
 def estimate(*, n_samples: int, samples_per_min: float = ASSUMED_SAMPLES_PER_MIN) -> dict[str, float]:
