@@ -90,6 +90,8 @@ def _exact_int_moments(frames: np.ndarray, n_invalid: int, fill: int) -> np.ndar
 def _float_moments(frames: np.ndarray, valid: np.ndarray | None) -> np.ndarray:
     """``[3, C]`` two-pass moments of float ``frames`` ``[F, C, H, W]`` over ``valid`` ``[F, H, W]``.
 
+    Each band also skips its own NaNs, so ``count`` can differ between bands.
+
     Residuals stay in the stored precision (a float64 copy of the block costs more than the maths)
     and are squared and summed in float64; they are taken about the mean rounded to that precision,
     so ``n·δ²`` (``δ`` = that rounding) is subtracted to give ``M2`` about the float64 mean.
@@ -97,6 +99,9 @@ def _float_moments(frames: np.ndarray, valid: np.ndarray | None) -> np.ndarray:
     out = np.zeros((3, frames.shape[1]))
     for c in range(frames.shape[1]):
         v = (frames[:, c] if valid is None else frames[:, c][valid]).ravel()
+        # A pixel stays in while any band is valid, so one band can be NaN inside it (S1: VH
+        # missing where VV is not); that band's own NaNs are nodata, not values.
+        v = v[~np.isnan(v)]
         if v.size:
             mean = float(v.mean(dtype=np.float64))
             rounded = v.dtype.type(mean)
