@@ -20,8 +20,16 @@ from pathlib import Path
 import pandas as pd
 
 from olmoearth_data.build import BuildConfig, build_corpus
+from olmoearth_data.cli_errors import run_command
 from olmoearth_data.index import index_path
 from olmoearth_data.osm.pipeline import estimate, format_estimate, run_sampling
+from olmoearth_data.preflight import (
+    require_account_key,
+    require_input,
+    require_range,
+    require_stac_reachable,
+    require_writable,
+)
 from olmoearth_data.samples import read_sample_table
 from olmoearth_data.stac.catalog import CatalogConfig
 from olmoearth_data.stats import compute_norm_stats
@@ -50,6 +58,22 @@ def main(argv: list[str] | None = None) -> int:
         help="samples per chosen tile, in disjoint years (1 = the reference rule; `olmoearth-data sample`)",
     )  # fmt: skip
     args = parser.parse_args(argv)
+    return run_command("make dataset", lambda: _run(args))
+
+
+def _preflight(args: argparse.Namespace) -> None:
+    """Refuse in seconds what would otherwise fail after the OSM pass (hours on a planet file)."""
+    require_input(path=args.osm, what="OSM file", hint="OSM=file.osm.pbf")
+    require_range(name="--samples-per-category", value=args.samples_per_category, low=1)
+    require_range(name="--workers", value=args.workers, low=1)
+    require_writable(path=args.data, what="--data")
+    if args.catalog == "pc":
+        require_account_key(modalities=args.modalities, signing="planetary_computer")
+        require_stac_reachable(url=CatalogConfig().stac_url)
+
+
+def _run(args: argparse.Namespace) -> int:
+    _preflight(args)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     t0 = time.perf_counter()
     data = Path(args.data)

@@ -115,7 +115,7 @@ def test_a_full_disk_during_creation_says_so_and_a_rerun_completes(env: Env, cle
             err = proc.communicate(timeout=120)[1]
             code = proc.returncode
         assert code == 2, err
-        lines = [line for line in err.splitlines() if line.startswith("error:")]
+        lines = [line for line in err.splitlines() if line.startswith("olmoearth-data: error:")]
         assert len(lines) == 1 and "no space left on device while creating the corpus" in lines[0], err
         assert "Traceback" not in err
         assert not corpus.exists() and not _staging(corpus), "a partial store was left behind"

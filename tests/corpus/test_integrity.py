@@ -161,7 +161,7 @@ def test_stats_cli_stops_on_damage_and_writes_nothing(
     assert run.returncode == 2, run.stderr
     first = run.stderr.strip().splitlines()[0]
     assert (
-        first.startswith("error: corpus ")
+        first.startswith("olmoearth-data: error: corpus ")
         and says in first
         and f"sample {_complete_rows(fake_corpus, shard)[0]}" in first
     )

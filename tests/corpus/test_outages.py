@@ -97,7 +97,9 @@ def _assert_pending(corpus: Path, err: str, *, host: str, failure: str) -> None:
     assert list(group["status"][:]) == [SampleStatus.PENDING] * len(SAMPLES), "an outage must drop nothing"
     reasons = [str(r) for r in group["status_reason"][:]]
     assert all(r.startswith("pending: ") and host in r for r in reasons), reasons
-    line = next(line for line in err.splitlines() if line.startswith("error: build incomplete"))
+    line = next(
+        line for line in err.splitlines() if line.startswith("olmoearth-data: error: build incomplete")
+    )
     assert f"{len(SAMPLES)} samples left pending (not dropped)" in line
     assert host in line and failure in line, line
 

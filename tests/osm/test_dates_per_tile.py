@@ -103,4 +103,6 @@ def test_cli_option(tmp_path: Path) -> None:
     assert ok.returncode == 0, ok.stderr
     assert f"wrote {len(pd.read_parquet(out))} samples" in ok.stdout
     bad = subprocess.run([*cmd, "--dates-per-tile", "9"], capture_output=True, text=True, timeout=300)
-    assert bad.returncode == 2 and "dates per tile must be between 1" in bad.stderr
+    # one line naming the option and its range, exit 2
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1, bad.stderr
+    assert "dates-per-tile must be between 1 and 5" in bad.stderr

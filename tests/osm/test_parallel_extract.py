@@ -29,6 +29,7 @@ import pytest
 import shapely
 from shapely.geometry import LineString, Point, Polygon
 
+from olmoearth_data.osm.blocks import RELATION, blob_types, read_piece, scan_blobs
 from olmoearth_data.osm.categories import (
     RASTER_CATEGORIES,
     SAMPLING_CATEGORIES,
@@ -126,8 +127,9 @@ def test_sample_cli_path_with_workers(tmp_path: Path) -> None:
 
 # --------------------------------------------------------------------------- synthetic + reference
 def _synthetic(path: Path, *, shuffle_nodes: bool) -> Path:
-    """Kotka twice (second copy shifted 0.05° east, ids offset) plus 60 multipolygon relations built on
-    its closed ways (single outer; two outers from far-apart ways; one missing member)."""
+    """Kotka twice (second copy shifted 0.05° east, ids offset) plus 61 multipolygon relations built on
+    its closed ways (single outer; two outers from far-apart ways; one missing member), in two relation
+    blobs."""
     nodes, ways, rels = [], [], []
     for o in osmium.FileProcessor(str(fixture_path("osm/test.osm.pbf"))):
         tags = {t.k: t.v for t in o.tags}
@@ -158,9 +160,20 @@ def _synthetic(path: Path, *, shuffle_nodes: bool) -> Path:
         writer.add_node(osmium.osm.mutable.Node(id=i, location=(lon, lat), tags=t))
     for i, refs, t in sorted(ways):
         writer.add_way(osmium.osm.mutable.Way(id=i, nodes=refs, tags=t))
-    for i, members, t in sorted(rels + new):
+    for i, members, t in sorted(rels + new[:50]):
         writer.add_relation(osmium.osm.mutable.Relation(id=i, members=members, tags=t))
     writer.close()
+    # the other relations in a blob of their own (written alone, its data blob appended): with one blob
+    # per piece the pass runs two relation groups, and two-outer multipolygons sit in both
+    part = path.with_suffix(".part.pbf")
+    writer = osmium.SimpleWriter(str(part))
+    for i, members, t in new[50:]:
+        writer.add_relation(osmium.osm.mutable.Relation(id=i, members=members, tags=t))
+    writer.close()
+    blobs = scan_blobs(part)
+    with path.open("ab") as out:
+        out.write(read_piece(blobs, np.arange(len(blobs)))[blobs.header[1] :])
+    part.unlink()
     return path
 
 
@@ -255,6 +268,7 @@ def synthetic(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 def test_pass_equals_per_element_reference(synthetic: dict, variant: str, workers: int, index: str,
                                            tmp_path: Path) -> None:  # fmt: skip
     path = synthetic[variant]
+    assert (blob_types(scan_blobs(path)) & RELATION).astype(bool).sum() == 2  # two relation groups
     res = extract_osm(path=path, out_dir=tmp_path, seed=3, buckets=3, workers=workers, piece_blobs=1,
                       node_index=index)  # fmt: skip
     ref_points, ref_raster, ref_unassembled = _reference_cached(path, seed=3)

@@ -298,23 +298,16 @@ def test_loader_reads_what_was_composited(corpus: Path, composite: ModalityResul
 
 
 def test_nano_probe_loss_falls_on_the_twin_corpus(corpus: Path, tmp_path: Path) -> None:
-    from olmoearth_model.train.config import OptimConfig, TrainConfig
+    from olmoearth_model.train.config import TrainConfig
     from olmoearth_model.train.loop import train
     from olmoearth_model.train.plot import plot_run, read_metrics
 
-    config = TrainConfig(
-        corpus=str(corpus),
-        run_dir=str(tmp_path / "run"),
-        size="nano",
-        max_steps=40,
-        global_batch=2,
-        microbatch=2,
-        token_budget=400,
-        patch_sizes=(4, 8),
-        crop_tokens=(2, 4),
-        probe_every=13,
-        optim=OptimConfig(lr=1e-3, weight_decay=0.002, warmup_steps=5),
-    )
+    config = TrainConfig().updated(
+        f"data.corpus={corpus}", f"run_dir={tmp_path / 'run'}", "model.size=nano", "data.split=null",
+        "schedule.max_steps=40", "data.global_batch=2", "data.microbatch=2", "data.token_budget=400",
+        "data.patch_sizes=[4, 8]", "data.crop_tokens=[2, 4]", "metrics.probe_every=13", "optim.lr=1e-3",
+        "optim.weight_decay=0.002", "schedule.warmup_steps=5",
+    )  # fmt: skip
     run = train(config)
     probes = [r["probe_loss"] for r in read_metrics(run / "metrics.jsonl") if "probe_loss" in r]
     assert len(probes) >= 3

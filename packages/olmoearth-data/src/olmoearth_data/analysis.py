@@ -1,5 +1,8 @@
 """Analyst helpers: a corpus as an xarray DataTree, and one sample's bandset as a georeferenced DataArray.
 
+For analysis prefer :func:`olmoearth_data.analyst.open_corpus`: lazy (dask), ``time`` as the dimension,
+selection by tile id or lon/lat point, nodata masking, presence and missing reasons as coordinates.
+
 The cube stores pixels by index (``y``/``x``); map coordinates differ per sample (each tile has its own
 UTM zone and corner), so they are attached here, per sample, from the root variables ``epsg``, ``x0``,
 ``y0`` and the bandset's ``pixel_size_m`` (docs/corpus-schema.md, "Where CRS and transform live").
@@ -13,6 +16,8 @@ from typing import Any
 import numpy as np
 import rioxarray  # noqa: F401  (registers the ``.rio`` accessor)
 import xarray as xr
+
+from olmoearth_data.cube.layout import MAP_COORDS
 
 
 def open_corpus(path: Path | str, **kwargs: Any) -> xr.DataTree:
@@ -46,7 +51,8 @@ def sample_bandset(
     tree = path_or_tree if isinstance(path_or_tree, xr.DataTree) else open_corpus(path_or_tree)
     node = f"{modality}/{bandset}"
     try:
-        data = tree[node].dataset["data"].isel(sample=sample)
+        # the CF map coordinates become x/y below (a reprojection must not carry the old ones along)
+        data = tree[node].dataset["data"].isel(sample=sample).drop_vars(MAP_COORDS, errors="ignore")
     except KeyError:
         raise KeyError(f"corpus has no bandset {node!r}; modalities: {sorted(tree.children)}") from None
     root = tree.dataset

@@ -25,7 +25,6 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
-import rasterio
 import zarr
 
 from olmoearth_data.composite.gdal_cache import clear_remote_cache
@@ -37,8 +36,10 @@ from olmoearth_data.cube.skeleton import (
     skeleton_problems,
 )
 from olmoearth_data.cube.writer import write_samples
+from olmoearth_data.gdal_env import BASE_OPTIONS
 from olmoearth_data.hosts import HostLeases
 from olmoearth_data.index import fragments_dir, write_index, write_shard_fragment
+from olmoearth_data.materialise.context import MaterialiseContext, ReadSettings
 from olmoearth_data.materialise.osm_raster import OsmInput
 from olmoearth_data.materialise.sample import materialise_sample, stac_outage
 from olmoearth_data.missing import SampleStatus
@@ -53,16 +54,8 @@ from olmoearth_data.stac.search import SearchCache
 
 log = logging.getLogger(__name__)
 
-#: GDAL settings for every reader: no directory listings on open, bounded retries and timeouts.
-GDAL_OPTIONS = {
-    "GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR",
-    "GDAL_HTTP_MAX_RETRY": "5",
-    "GDAL_HTTP_RETRY_DELAY": "0.5",
-    "GDAL_HTTP_TIMEOUT": "60",
-    "GDAL_HTTP_CONNECTTIMEOUT": "10",
-    "CPL_VSIL_CURL_ALLOWED_EXTENSIONS": ".tif,.tiff,.TIF,.TIFF,.xml,.jp2",
-    "VSI_CACHE": "TRUE",
-}
+#: GDAL settings of every reader (kept under this name for callers; :mod:`olmoearth_data.gdal_env`).
+GDAL_OPTIONS = BASE_OPTIONS
 
 
 @dataclass(frozen=True)
@@ -81,10 +74,12 @@ class BuildConfig:
     osm_dir: str | None = None
     #: the OSM input's lon/lat extent (west, south, east, north); None: the extraction's extent.json.
     osm_bbox: tuple[float, float, float, float] | None = None
-    #: cluster-wide limit on concurrent read phases toward one host (STAC API, SAS, blob host); each
-    #: phase sends its requests one at a time, so this bounds the requests in flight per host
-    #: (:mod:`olmoearth_data.hosts`).
+    #: cluster-wide limit on concurrent read tasks toward one host (STAC API, SAS, blob host); each
+    #: task sends its requests one at a time, so this bounds the requests in flight per host
+    #: (:mod:`olmoearth_data.hosts`, :mod:`olmoearth_data.materialise.context`).
     max_requests_per_host: int = 8
+    #: how each worker overlaps its reads (:class:`~olmoearth_data.materialise.context.ReadSettings`).
+    read: ReadSettings = field(default_factory=ReadSettings)
 
     def __post_init__(self) -> None:
         if self.max_requests_per_host < 1:
@@ -164,20 +159,26 @@ def run_shard(config: BuildConfig, shard: int) -> ShardReport:
         if found is None:
             raise
         client, outage = None, found.outage
-    sign = config.catalog.signer()
-    cache = SearchCache(config.cache_dir)
     osm = OsmInput.from_extraction(config.osm_dir, bbox=config.osm_bbox) if config.osm_dir else None
     leases = HostLeases(catalog=config.catalog, max_per_host=config.max_requests_per_host)
-    with rasterio.Env(**GDAL_OPTIONS):
+    context = MaterialiseContext(
+        client=client,
+        stac_url=config.catalog.stac_url,
+        sign=config.catalog.signer(),
+        retry=config.catalog.retry,
+        cache=SearchCache(config.cache_dir),
+        tile_indexes=config.catalog.tile_indexes,
+        osm=osm,
+        lease=leases.hold if leases.active else None,
+        read=config.read,
+    )
+    with context, context.gdal_env():
         for i in range(start, stop):
             if outage is not None:
                 why = f"{PENDING_PREFIX}not tried after {outage.describe()}"
                 results.append(SampleResult(i, SampleStatus.PENDING, why, {}, outage=outage))
                 continue
-            result = materialise_sample(index=i, sample=samples[i], specs=todo, client=client,
-                                        stac_url=config.catalog.stac_url, sign=sign, cache=cache, osm=osm,
-                                        tile_indexes=config.catalog.tile_indexes, retry=config.catalog.retry,
-                                        guard=leases.hold)  # fmt: skip
+            result = materialise_sample(index=i, sample=samples[i], specs=todo, context=context)
             if result.outage is not None:
                 outage = result.outage
             elif result.status == SampleStatus.DROPPED and kept_observed[i - start]:

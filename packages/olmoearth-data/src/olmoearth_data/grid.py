@@ -33,6 +33,11 @@ UPS_SOUTH_EPSG = 5042
 _TILE_ID = re.compile(r"^EPSG:(\d+)_(-?\d+)_(-?\d+)$")
 
 
+def is_grid_epsg(epsg: int) -> bool:
+    """Whether ``epsg`` is one of the grid's CRSs: a WGS 84 UTM zone (326xx/327xx, 01-60) or UPS."""
+    return epsg in (UPS_NORTH_EPSG, UPS_SOUTH_EPSG) or (epsg // 100 in (326, 327) and 1 <= epsg % 100 <= 60)
+
+
 def utm_epsg(*, lon: float, lat: float) -> int:
     """EPSG code of the CRS a point's tile lives in.
 
@@ -97,7 +102,14 @@ class Tile:
         m = _TILE_ID.match(tile_id)
         if not m:
             raise ValueError(f"not a tile id: {tile_id!r}; expected e.g. 'EPSG:32610_248_-2176'")
-        return cls(int(m.group(1)), int(m.group(2)), int(m.group(3)))
+        epsg = int(m.group(1))
+        if not is_grid_epsg(epsg):
+            # e.g. EPSG:4326 would parse into a 2560-"degree" cell: a silently wrong answer.
+            raise ValueError(
+                f"not a tile id: {tile_id!r}; the grid's CRSs are WGS 84 UTM (EPSG:32601-32660, "
+                f"32701-32760) and UPS (EPSG:{UPS_NORTH_EPSG}, {UPS_SOUTH_EPSG}), got EPSG:{epsg}"
+            )
+        return cls(epsg, int(m.group(2)), int(m.group(3)))
 
     @property
     def crs(self) -> CRS:

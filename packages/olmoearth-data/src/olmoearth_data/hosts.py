@@ -5,13 +5,14 @@ a cluster of hundreds of workers would do exactly that. So every remote read of 
 of a cluster-wide :class:`distributed.Semaphore` named after the host it talks to, with
 ``max_leases = BuildConfig.max_requests_per_host``.
 
-Granularity: one lease per host for the whole read phase of one (sample, modality) — its STAC
-searches, SAS token requests and every asset read. A lease per HTTP request is not feasible: GDAL
+Granularity: one lease per host for one *read task* of a (sample, modality) — a period's search, a
+period's composite, a static map's mosaic (:mod:`olmoearth_data.materialise.context`: a worker runs
+several tasks side by side, each under its own leases). A lease per HTTP request is not feasible: GDAL
 issues the requests from C, below any Python hook. It is still a bound on requests, because within a
-phase the requests go out one at a time (odc-stac loads with ``pool=1``, the tile-index reader is
-sequential; on the twin one phase never has more than one request in flight). A phase holds the
-leases of *all* hosts it may contact — the STAC API, the SAS token endpoint, the blob host, the
-tile-index hosts — acquired in sorted order, so two phases can never wait on each other. OSM
+task the requests go out one at a time (odc-stac loads with ``pool=1``, items one after the other, the
+tile-index reader is sequential). A task holds the leases of *all* hosts it may contact — the STAC
+API, the SAS token endpoint, the blob host, the tile-index hosts — acquired in sorted order, and never
+waits for another task while holding them, so two tasks can never wait on each other. OSM
 rasterisation reads local files and takes no lease.
 
 Azure blob assets live on per-collection storage accounts (``<account>.blob.core.windows.net``) that
@@ -120,6 +121,13 @@ class HostLeases:
                 max_leases=self._max, name=semaphore_name(host=host, max_leases=self._max)
             )
         return self._semaphores[host]
+
+    def prepare(self, spec: ModalitySpec) -> None:
+        """Create ``spec``'s semaphores now: a semaphore is made in the dask task's own thread (a thread
+        of the worker's read pool has no worker to find its scheduler by), then held from any thread."""
+        if self.active:
+            for host in self.hosts(spec):
+                self._semaphore(host)
 
     @contextlib.contextmanager
     def hold(self, spec: ModalitySpec) -> Iterator[tuple[str, ...]]:

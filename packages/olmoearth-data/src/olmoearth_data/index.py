@@ -13,7 +13,8 @@ any foreign folder in a store as a broken node):
 Columns follow stac-geoparquet's naming where one applies: ``id``, ``geometry`` (tile outline, lon/lat
 WKB, EPSG:4326), ``datetime`` (centre date), ``start_datetime`` / ``end_datetime`` (the 12-period span,
 end exclusive), all UTC timestamps. Then ``sample`` (row in the cube), ``tile_id``, ``epsg``,
-``status`` / ``status_reason``, and per modality ``<m>:present`` (present periods, int), ``<m>:reason``
+``status`` / ``status_reason``, ``split`` (``train`` / ``validation`` / ``test`` by 40.96 km cell,
+:mod:`olmoearth_data.splits`), and per modality ``<m>:present`` (present periods, int), ``<m>:reason``
 (list of :class:`MissingReason` codes, one per period), ``<m>:item_ids`` (per period, the source item
 ids in merge order) and ``<m>:<fact>`` for every ``ModalityResult.extra`` key (e.g. ``cdl:cdl_year``).
 """
@@ -33,6 +34,7 @@ from olmoearth_data.cube.layout import open_layout
 from olmoearth_data.grid import Tile
 from olmoearth_data.modalities import registry_from_dict
 from olmoearth_data.results import SampleResult
+from olmoearth_data.splits import assign_splits
 
 
 def _stem(corpus: Path | str) -> Path:
@@ -142,6 +144,8 @@ def build_index(*, corpus: Path | str):
             "end_datetime": _utc(ends.max(axis=1)),
             "status": group["status"][:].astype(np.int8),
             "status_reason": [str(s) for s in group["status_reason"][:]],
+            # spatially disjoint train/validation/test by 40.96 km cell (olmoearth_data.splits)
+            "split": assign_splits(tile_ids),
         }
     )
     for spec in specs:

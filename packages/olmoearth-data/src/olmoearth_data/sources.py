@@ -69,6 +69,14 @@ class SourceSpec:
             (:mod:`olmoearth_data.composite.first_valid`).
         regional: the product covers only part of the world by design (CDL: CONUS), so a tile with no
             item at all is outside its coverage rather than a gap.
+        item_transform: a per-item adjustment of the pixels before merging, by name
+            (:data:`olmoearth_data.materialise.bandsets.ITEM_TRANSFORMS`; Sentinel-2 harmonisation).
+        composite_transform: a per-composite adjustment after merging, by name
+            (:data:`olmoearth_data.materialise.bandsets.COMPOSITE_TRANSFORMS`; Sentinel-1 dB, WorldCereal's
+            non-crop values).
+        nearest_year: an annual product of which only the year nearest the sample's centre is used (CDL).
+        native_mosaic: files mosaicked at their native resolution, then averaged onto the tile grid in
+            one warp (canopy height's 1.19 m quadkey tiles), instead of the first-valid merge.
     """
 
     modality: str
@@ -86,6 +94,10 @@ class SourceSpec:
     read_nodata: float | int | None = None
     optional_assets: tuple[str, ...] = ()
     regional: bool = False
+    item_transform: str | None = None
+    composite_transform: str | None = None
+    nearest_year: bool = False
+    native_mosaic: bool = False
 
     def __post_init__(self) -> None:
         spec = MODALITIES[self.modality]
@@ -118,6 +130,7 @@ SOURCES: dict[str, SourceSpec] = {
         sort_keys=("eo:cloud_cover",),
         licence="Copernicus Sentinel data terms",
         attribution="Contains modified Copernicus Sentinel data",
+        item_transform="harmonise_sentinel2",
     ),
     "sentinel1": SourceSpec(
         modality="sentinel1",
@@ -133,6 +146,7 @@ SOURCES: dict[str, SourceSpec] = {
         attribution=(
             "Contains modified Copernicus Sentinel data; RTC processing by Microsoft Planetary Computer"
         ),
+        composite_transform="linear_to_db",
     ),
     "landsat_l2": SourceSpec(
         modality="landsat_l2",
@@ -187,6 +201,7 @@ SOURCES: dict[str, SourceSpec] = {
         regional=True,
         licence="Public domain (USDA NASS)",
         attribution="USDA National Agricultural Statistics Service Cropland Data Layer",
+        nearest_year=True,
     ),
     "wri_canopy_height_map": SourceSpec(
         modality="wri_canopy_height_map",
@@ -196,6 +211,7 @@ SOURCES: dict[str, SourceSpec] = {
         compositing=Compositing.SINGLE,
         licence="CC-BY-4.0",
         attribution="High Resolution Canopy Height Maps by WRI and Meta",
+        native_mosaic=True,
     ),
     "worldcereal": SourceSpec(
         modality="worldcereal",
@@ -205,6 +221,7 @@ SOURCES: dict[str, SourceSpec] = {
         compositing=Compositing.SINGLE,
         licence="CC-BY-4.0",
         attribution="ESA WorldCereal 2021 (Van Tricht et al., 2023)",
+        composite_transform="worldcereal_values",
     ),
     "openstreetmap_raster": SourceSpec(
         modality="openstreetmap_raster",

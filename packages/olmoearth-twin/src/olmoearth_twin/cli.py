@@ -10,6 +10,9 @@ cache as ``make demo`` (``build/twin/cache``: ~1 minute cold, ~0 s warm). ``--co
 Sentinel-2 only; ``all`` adds NAIP. ``--tiles N`` takes the first N rows of the twin's default table
 (the OSM fixtures' places are rows 9-14) and ``--samples`` any sample table (Parquet or CSV with
 ``tile_id`` and ``centre_date``, as ``olmoearth-data sample`` writes).
+
+Errors a person can fix print as one line, ``olmoearth-twin: error: …``, exit 2, before anything is
+generated (:mod:`olmoearth_data.cli_errors`); imports are lazy so that ``--help`` is instant.
 """
 
 from __future__ import annotations
@@ -21,24 +24,39 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from olmoearth_data.samples import Sample, read_sample_table
-from olmoearth_twin.catalog.naip import generate_naip
-from olmoearth_twin.catalog.samples import DEFAULT_SAMPLES, DEMO_SAMPLES, default_samples
-from olmoearth_twin.catalog.sentinel2 import generate_sentinel2
-from olmoearth_twin.catalog.store import Catalog
-from olmoearth_twin.full import generate_full, twin_samples
-from olmoearth_twin.servers.twin import DEFAULT_ROOT, Twin
+from olmoearth_data.cli_errors import CliParser, run_command
+from olmoearth_data.preflight import require_input, require_range, require_writable
 
+if TYPE_CHECKING:
+    from olmoearth_data.samples import Sample
+    from olmoearth_twin.catalog.store import Catalog
+
+PROG = "olmoearth-twin"
 COLLECTION_CHOICES = ("default", "s2", "all")
+#: len(olmoearth_twin.catalog.samples.DEFAULT_SAMPLES) and olmoearth_twin.servers.twin.DEFAULT_ROOT,
+#: written out so that --help imports neither (pyproj, ~1 s); tests/cli checks they agree.
+N_DEFAULT_SAMPLES = 14
+DEFAULT_ROOT = Path("build/twin")
 
 
 def _samples(args: argparse.Namespace) -> tuple[Sample, ...]:
-    if args.samples:
-        return twin_samples(read_sample_table(args.samples))
+    """The samples to generate for, checked (with the output folders) before any work."""
+    require_writable(path=args.root, what="--root")
+    if args.cache_dir:
+        require_writable(path=args.cache_dir, what="--cache-dir")
     if args.tiles is not None:
-        return default_samples(n_tiles=args.tiles)
-    return DEMO_SAMPLES
+        require_range(name="--tiles", value=args.tiles, low=1, high=N_DEFAULT_SAMPLES)
+    if args.samples:
+        from olmoearth_data.samples import read_sample_table
+        from olmoearth_twin.full import twin_samples
+
+        require_input(path=args.samples, what="sample table", hint="create one with `olmoearth-data sample`")
+        return twin_samples(read_sample_table(args.samples))
+    from olmoearth_twin.catalog.samples import DEMO_SAMPLES, default_samples
+
+    return default_samples(n_tiles=args.tiles) if args.tiles is not None else DEMO_SAMPLES
 
 
 def _size_mb(folder: Path) -> float:
@@ -46,6 +64,10 @@ def _size_mb(folder: Path) -> float:
 
 
 def _generate(args: argparse.Namespace, *, samples: tuple[Sample, ...]) -> list[Catalog]:
+    from olmoearth_twin.catalog.naip import generate_naip
+    from olmoearth_twin.catalog.sentinel2 import generate_sentinel2
+    from olmoearth_twin.full import generate_full
+
     cache = Path(args.cache_dir) if args.cache_dir else Path(args.root) / "cache"
     print(f"generating (or reusing) the catalogues for {len(samples)} samples under {cache}", flush=True)
 
@@ -78,6 +100,8 @@ def _generate(args: argparse.Namespace, *, samples: tuple[Sample, ...]) -> list[
 
 
 def _serve(args: argparse.Namespace, *, samples: tuple[Sample, ...]) -> int:
+    from olmoearth_twin.servers.twin import Twin
+
     catalogs = _generate(args, samples=samples)
     stop = threading.Event()
     # SIGTERM (e.g. from a process manager) should shut down as cleanly as Ctrl-C.
@@ -105,21 +129,19 @@ def _serve(args: argparse.Namespace, *, samples: tuple[Sample, ...]) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="olmoearth-twin", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = CliParser(prog=PROG, description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, help_text in (
         ("serve", "generate (cached) and serve the twin until Ctrl-C"),
         ("generate", "only generate the catalogue (cached) and print its folder"),
     ):
-        p = sub.add_parser(name, help=help_text, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        p = sub.add_parser(name, help=help_text)
         which = p.add_mutually_exclusive_group()
         which.add_argument(
             "--tiles",
             type=int,
             default=None,
-            help=f"first N rows of the twin's default sample table (1-{len(DEFAULT_SAMPLES)}) "
+            help=f"first N rows of the twin's default sample table (1-{N_DEFAULT_SAMPLES}) "
             "instead of the demo's samples",
         )
         which.add_argument("--samples", help="sample table instead (Parquet or CSV: tile_id, centre_date)")
@@ -135,18 +157,18 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``olmoearth-twin`` console script."""
-    args = _parser().parse_args(argv)
-    try:
-        samples = _samples(args)
-    except (ValueError, FileNotFoundError) as err:  # bad --tiles / --samples: one line, exit 2
-        print(f"olmoearth-twin: error: {err}", file=sys.stderr)
-        return 2
+def _run(args: argparse.Namespace) -> int:
+    samples = _samples(args)
     if args.command == "generate":
         _generate(args, samples=samples)
         return 0
     return _serve(args, samples=samples)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``olmoearth-twin`` console script."""
+    args = _parser().parse_args(argv)
+    return run_command(PROG, lambda: _run(args))
 
 
 if __name__ == "__main__":

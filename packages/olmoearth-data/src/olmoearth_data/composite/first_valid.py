@@ -15,8 +15,9 @@ order that has the asset and a valid value there — then, once the items are us
 
 from __future__ import annotations
 
+import functools
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -24,9 +25,9 @@ import pystac
 from odc.geo.geobox import GeoBox
 
 from olmoearth_data.composite.item_read import load_item, read_item
-from olmoearth_data.stac.catalog import RetryPolicy
+from olmoearth_data.stac.retry import RetryPolicy
 
-__all__ = ["MergeResult", "first_valid", "load_item", "valid_mask"]
+__all__ = ["MergeResult", "ReadAhead", "first_valid", "load_item", "valid_mask"]
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +97,41 @@ class _Merge:
             self.used.append(item.id)
 
 
+@dataclass(frozen=True)
+class ReadAhead:
+    """How :func:`first_valid` reads items ahead: ``run(tasks)`` runs tasks side by side and returns
+    their results in order (:meth:`~olmoearth_data.materialise.context.MaterialiseContext.run`);
+    ``width`` items are read per round."""
+
+    run: Callable[[list[Callable[[], object]]], list[object]]
+    width: int
+
+
+def _reads(
+    items: Sequence[pystac.Item], *, read: Callable[[pystac.Item], np.ndarray | None], ahead: ReadAhead | None
+) -> Iterator[tuple[pystac.Item, np.ndarray | None]]:
+    """``(item, read(item))`` in order; with ``ahead``, ``ahead.width`` reads at a time. A read's exception
+    is raised when its item's turn comes (never for an item the caller stopped before)."""
+    if ahead is None or ahead.width <= 1 or len(items) <= 1:
+        for item in items:
+            yield item, read(item)
+        return
+
+    def attempt(item: pystac.Item) -> tuple[np.ndarray | None, BaseException | None]:
+        try:
+            return read(item), None
+        except Exception as exc:  # raised in order by the consumer, or dropped past the early stop
+            return None, exc
+
+    for start in range(0, len(items), ahead.width):
+        batch = items[start : start + ahead.width]
+        outcomes = ahead.run([functools.partial(attempt, item) for item in batch])
+        for item, (data, error) in zip(batch, outcomes, strict=True):  # type: ignore[misc]
+            if error is not None:
+                raise error
+            yield item, data
+
+
 def first_valid(
     items: Sequence[pystac.Item],
     *,
@@ -110,6 +146,7 @@ def first_valid(
     retry: RetryPolicy | None = None,
     optional_assets: Sequence[str] = (),
     fallback_items: Sequence[pystac.Item] = (),
+    read_ahead: ReadAhead | None = None,
 ) -> MergeResult:
     """Per-pixel first-valid merge of ``items`` (already in priority order) into ``geobox``.
 
@@ -122,6 +159,11 @@ def first_valid(
     an item with a bad file is skipped at once (and listed in ``failed_item_ids``), a network failure
     is retried with ``retry`` (None: tried once) and, when it persists, raises
     :class:`~olmoearth_data.outages.SourceUnavailableError`. Stops early once every pixel is filled.
+
+    ``read_ahead``: reads the next items side by side (``read_ahead.run(tasks)`` runs them, at most
+    ``read_ahead.width`` at a time) while they are merged in order exactly as above: the same output,
+    the same used and failed items; an item read past the early stop is only a wasted read (its failure,
+    even an outage, is ignored, as the sequential path would never have read it).
     """
     merge = _Merge(assets=assets, optional=optional_assets, shape=geobox.shape, fill=nodata, dtype=dtype)
     failed: list[str] = []
@@ -130,8 +172,7 @@ def first_valid(
 
     def read(item: pystac.Item, wanted: Sequence[str]) -> np.ndarray | None:
         data = read_item(item, sign=sign, retry=retry, load_args={**load_args, "assets": list(wanted)})
-        if data is None:
-            failed.append(item.id)
+        if data is None:  # a bad file: the caller lists the item as failed when it consumes the read
             return None
         if len(wanted) < len(assets):  # an optional-only read: back into the bandset's band order
             full = np.full((len(assets), *geobox.shape), source_nodata, dtype=dtype)
@@ -141,9 +182,10 @@ def first_valid(
             data = np.where(data == read_nodata, np.asarray(nodata, dtype=data.dtype), data)
         return data if transform_item is None else transform_item(item, data)
 
-    for item in items:
-        data = read(item, assets)
-        if data is not None:
+    for item, data in _reads(items, read=lambda item: read(item, assets), ahead=read_ahead):
+        if data is None:
+            failed.append(item.id)
+        else:
             merge.add(item, data, required=True)
         if merge.done():
             break
@@ -155,6 +197,8 @@ def first_valid(
             continue
         wanted = assets if transform_item is not None else [assets[i] for i in open_bands]
         data = read(item, wanted)
-        if data is not None:
+        if data is None:
+            failed.append(item.id)
+        else:
             merge.add(item, data, required=False)
     return MergeResult(merge.out, merge.used, failed)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ctypes
 import logging
+from collections.abc import Sequence
 from functools import cache
 
 import rasterio._base  # noqa: F401  (loads rasterio's libgdal into the process)
@@ -28,18 +29,28 @@ def _libgdal() -> ctypes.CDLL | None:
     lib = ctypes.CDLL(paths[0])
     lib.VSICurlClearCache.argtypes = []
     lib.VSICurlClearCache.restype = None
+    lib.VSICurlPartialClearCache.argtypes = [ctypes.c_char_p]
+    lib.VSICurlPartialClearCache.restype = None
     return lib
 
 
-def clear_remote_cache() -> None:
-    """Drop GDAL's ``/vsicurl/`` caches (file properties, missing-file verdicts, cached ranges).
+def clear_remote_cache(*, urls: Sequence[str] | None = None) -> None:
+    """Drop GDAL's ``/vsicurl/`` caches (file properties, missing-file verdicts, cached ranges): of the
+    files at ``urls`` (http(s), any query string; their entries only), or of every file (None).
 
-    Best effort: a platform where libgdal cannot be located (not Linux) keeps its cache, and a retry
-    there may fail like the first try.
+    A retry clears only its own files: a worker's other read threads keep theirs — clearing everything
+    under a read in flight could make GDAL misread a good file (seen as "not recognized as being in a
+    supported file format" under faults, with 8 reads at once). Best effort: a platform where libgdal
+    cannot be located (not Linux) keeps its cache, and a retry there may fail like the first try.
     """
     try:
         lib = _libgdal()
     except OSError:
         return
-    if lib is not None:
+    if lib is None:
+        return
+    if urls is None:
         lib.VSICurlClearCache()
+        return
+    for url in urls:
+        lib.VSICurlPartialClearCache(f"/vsicurl/{url.split('?', 1)[0]}".encode())

@@ -40,7 +40,7 @@ from olmoearth_data.outages import (
     http_status,
 )
 from olmoearth_data.redact import install_log_filters, public_url, redact_text
-from olmoearth_data.stac.catalog import RetryPolicy
+from olmoearth_data.stac.retry import RetryPolicy
 
 log = logging.getLogger(__name__)
 install_log_filters()  # odc-stac and rasterio log failed reads with their signed URLs
@@ -104,6 +104,18 @@ def _blob_host(item: pystac.Item, hrefs: Sequence[str], sign: Callable[[str], st
     return "?"
 
 
+def _signed(hrefs: Sequence[str], sign: Callable[[str], str]) -> list[str]:
+    """The URLs GDAL opened for ``hrefs`` (signed, mapped to the blob endpoint); an href that cannot be
+    signed now is skipped (its file was not opened either)."""
+    urls = []
+    for href in hrefs:
+        try:
+            urls.append(sign(href))
+        except Exception:
+            continue
+    return urls
+
+
 def read_item(
     item: pystac.Item, *, sign: Callable[[str], str], retry: RetryPolicy | None, load_args: dict
 ) -> np.ndarray | None:
@@ -127,7 +139,8 @@ def read_item(
             if transient and attempt < len(delays):
                 log.info("retrying item %s: read error (%s) for %s", item.id, redact_text(str(exc)), where)
                 time.sleep(delays[attempt])
-                clear_remote_cache()  # else GDAL may answer the retry from a cached "missing file"
+                # else GDAL may answer the retry from a cached "missing file"; this item's files only
+                clear_remote_cache(urls=_signed(hrefs, sign))
                 if http_status(exc) in (401, 403):
                     getattr(sign, "forget_tokens", lambda: None)()  # an expired SAS token: fetch anew
                 continue

@@ -34,8 +34,9 @@ import rasterio
 from rasterio.crs import CRS
 
 from olmoearth_data.composite.hrefs import RefusedHrefError
+from olmoearth_data.gdal_env import retry_options
 from olmoearth_data.outages import SERVICE_STATUSES, http_status
-from olmoearth_data.stac.catalog import RetryPolicy
+from olmoearth_data.stac.retry import RetryPolicy
 
 #: Substrings of GDAL/rasterio errors that come from the network, not from the file's bytes.
 TRANSIENT_MARKERS = (
@@ -88,13 +89,7 @@ def failing_hrefs(exc: BaseException, hrefs: Sequence[str]) -> list[str]:
 
 def gdal_retry_options(retry: RetryPolicy | None) -> dict[str, str]:
     """GDAL config options making its per-request HTTP retries follow ``retry`` (empty for None)."""
-    if retry is None:
-        return {}
-    return {
-        "GDAL_HTTP_MAX_RETRY": str(max(retry.attempts - 1, 0)),
-        "GDAL_HTTP_RETRY_DELAY": f"{retry.backoff_s:g}",
-        "GDAL_HTTP_TIMEOUT": f"{retry.timeout_s:g}",
-    }
+    return retry_options(retry)
 
 
 def declared_epsg(item: pystac.Item, asset: str) -> int | None:

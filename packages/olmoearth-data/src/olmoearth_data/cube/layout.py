@@ -147,8 +147,38 @@ def data_dims(spec: ModalitySpec) -> tuple[str, ...]:
     return ("sample", "period", "band", "y", "x") if spec.is_multitemporal else ("sample", "band", "y", "x")
 
 
+#: Per-sample georeferencing written into every bandset group, so that plain ``xr.open_datatree`` finds
+#: map coordinates without knowing the corpus's internals (``x0``, ``y0``, ``pixel_size_m``, ``epsg``).
+#: Tiles lie in different UTM zones, so each sample has its own CRS and eastings: CF's 1-D ``x``/``y``
+#: dimension coordinates cannot hold them; 2-D ``(sample, x)`` coordinates and a per-sample CRS can.
+MAP_COORDS = ("easting", "northing", "spatial_ref")
+
+
+def map_coordinates(
+    *, x0: np.ndarray, y0: np.ndarray, epsg: np.ndarray, pixel_size_m: float, n_px: int
+) -> dict[str, tuple[tuple[str, ...], np.ndarray, dict[str, str]]]:
+    """CF coordinates of a bandset's pixel centres for every sample.
+
+    ``x0``/``y0``: float64 ``[sample]`` tile top-left corner (m); ``epsg``: int ``[sample]``. Returns
+    ``easting`` float64 ``[sample, x]`` = ``x0 + (i + 0.5)·px``, ``northing`` float64 ``[sample, y]`` =
+    ``y0 − (j + 0.5)·px`` (row 0 = north) and ``spatial_ref`` str ``[sample]`` = ``"EPSG:<code>"``, each
+    as ``(dims, values, attrs)``.
+    """
+    centres = (np.arange(n_px, dtype=np.float64) + 0.5) * pixel_size_m
+    return {
+        "easting": (("sample", "x"), np.asarray(x0, np.float64)[:, None] + centres,
+                    {"standard_name": "projection_x_coordinate", "units": "m",
+                     "long_name": "pixel-centre easting in the sample's CRS (spatial_ref)"}),
+        "northing": (("sample", "y"), np.asarray(y0, np.float64)[:, None] - centres,
+                     {"standard_name": "projection_y_coordinate", "units": "m",
+                      "long_name": "pixel-centre northing in the sample's CRS (spatial_ref)"}),
+        "spatial_ref": (("sample",), np.array([f"EPSG:{int(e)}" for e in epsg], dtype=object),
+                        {"long_name": "CRS of the sample's tile (UTM or UPS; differs between samples)"}),
+    }  # fmt: skip
+
+
 def _bandset_dataset(
-    spec: ModalitySpec, bs: BandSet, layout: CorpusLayout, chunking: Chunking
+    spec: ModalitySpec, bs: BandSet, layout: CorpusLayout, chunking: Chunking, georef: dict[str, np.ndarray]
 ) -> tuple[xr.Dataset, dict]:
     n = bs.pixels_per_tile
     time = (NUM_PERIODS,) if spec.is_multitemporal else ()
@@ -163,9 +193,14 @@ def _bandset_dataset(
         pixel_size_m=bs.pixel_size_m,
         bands=list(bs.bands),
     )
-    ds = xr.Dataset({"data": data}, coords={"band": ("band", np.array(bs.bands, dtype=object))})
+    coords = map_coordinates(**georef, pixel_size_m=bs.pixel_size_m, n_px=n)
+    ds = xr.Dataset({"data": data}, coords={"band": ("band", np.array(bs.bands, dtype=object)), **coords})
     fill = nodata_fill(spec)
     encoding = {"data": {"chunks": chunks, "shards": shards, "fill_value": fill, "compressors": DATA_CODECS}}
+    # Written once, eagerly, at creation: one chunk per shard of samples, like the root variables.
+    encoding.update(
+        {name: {"chunks": (layout.samples_per_shard, *ds[name].shape[1:])} for name in MAP_COORDS}
+    )
     return ds, encoding
 
 
@@ -289,21 +324,29 @@ def _write_skeleton(
         **(attrs or {}),
     }
     root.to_zarr(path, encoding=enc, **{**common, "mode": "w"})
+    georef = {name: root[name].values for name in ("x0", "y0", "epsg")}
     for spec in specs:
-        write_modality_skeleton(path, spec=spec, layout=layout, chunking=chunking)
+        write_modality_skeleton(path, spec=spec, layout=layout, chunking=chunking, georef=georef)
 
 
 def write_modality_skeleton(
-    path: Path | str, *, spec: ModalitySpec, layout: CorpusLayout, chunking: Chunking
+    path: Path | str,
+    *,
+    spec: ModalitySpec,
+    layout: CorpusLayout,
+    chunking: Chunking,
+    georef: dict[str, np.ndarray],
 ) -> None:
-    """Create ``spec``'s group (``present``, ``reason``, one ``data`` array per bandset) in the store
-    at ``path``, every array empty."""
+    """Create ``spec``'s group (``present``, ``reason``, one ``data`` array per bandset with its
+    :func:`map_coordinates`) in the store at ``path``, every data array empty.
+
+    ``georef``: the root's per-sample ``x0``, ``y0`` (float64, m) and ``epsg`` (int) arrays."""
     common = {"mode": "a", "compute": False, "zarr_format": 3, "consolidated": False}
     ds, enc = _presence_dataset(spec, layout)
     ds.attrs.update(modality=spec.name, role=spec.role.value, temporal=spec.temporal.value)
     ds.to_zarr(path, group=spec.name, encoding=enc, **common)
     for bs in spec.bandsets:
-        ds, enc = _bandset_dataset(spec, bs, layout, chunking)
+        ds, enc = _bandset_dataset(spec, bs, layout, chunking, georef)
         ds.to_zarr(path, group=f"{spec.name}/{bs.name}", encoding=enc, **common)
 
 

@@ -89,7 +89,9 @@ def add_modalities(
     Idempotent: a group already in the corpus (moved there by an interrupted earlier call) is kept.
     """
     path = Path(path)
-    meta = dict(zarr.open_group(str(path), mode="r").attrs["olmoearth"])
+    root = zarr.open_group(str(path), mode="r")
+    meta = dict(root.attrs["olmoearth"])
+    georef = {name: root[name][:] for name in ("x0", "y0", "epsg")}
     chunking = chunking_from_dict(meta.get("chunking"))
     remove_staging(path, kind="adding")
     staging = staging_path(path, kind="adding")
@@ -97,7 +99,7 @@ def add_modalities(
         zarr.open_group(str(staging), mode="w", zarr_format=3)
         for spec in specs:
             if not (path / spec.name).exists():
-                write_modality_skeleton(staging, spec=spec, layout=layout, chunking=chunking)
+                write_modality_skeleton(staging, spec=spec, layout=layout, chunking=chunking, georef=georef)
                 os.rename(staging / spec.name, path / spec.name)  # whole, or not at all
     finally:
         shutil.rmtree(staging, ignore_errors=True)

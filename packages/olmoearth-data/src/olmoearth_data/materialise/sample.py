@@ -22,6 +22,7 @@ import numpy as np
 import pystac_client
 
 from olmoearth_data.cube.layout import nodata_fill
+from olmoearth_data.materialise.context import MaterialiseContext, legacy_context
 from olmoearth_data.materialise.monthly import materialise_monthly
 from olmoearth_data.materialise.osm_raster import OsmInput, materialise_osm_raster
 from olmoearth_data.materialise.static import materialise_static
@@ -39,7 +40,7 @@ from olmoearth_data.outages import (
 from olmoearth_data.results import ModalityResult, SampleResult
 from olmoearth_data.samples import Sample
 from olmoearth_data.sources import SourceKind, get_source
-from olmoearth_data.stac.catalog import RetryPolicy
+from olmoearth_data.stac.retry import RetryPolicy
 from olmoearth_data.stac.search import SearchCache
 from olmoearth_data.stac.tile_index import TileIndexRef
 
@@ -66,10 +67,11 @@ def materialise_sample(
     index: int,
     sample: Sample,
     specs: Sequence[ModalitySpec],
-    client: pystac_client.Client,
-    stac_url: str,
-    sign: Callable[[str], str],
-    cache: SearchCache | None,
+    context: MaterialiseContext | None = None,
+    client: pystac_client.Client | None = None,
+    stac_url: str = "",
+    sign: Callable[[str], str] | None = None,
+    cache: SearchCache | None = None,
     osm: OsmInput | None = None,
     tile_indexes: Mapping[str, TileIndexRef] | None = None,
     retry: RetryPolicy | None = None,
@@ -77,23 +79,23 @@ def materialise_sample(
 ) -> SampleResult:
     """All modalities of ``sample`` (corpus row ``index``); dropped when no observation has data.
 
-    ``osm`` is the OSM extraction the ``openstreetmap_raster`` modality reads (None: that modality is
-    missing with ``OUTSIDE_COVERAGE`` — no OSM input covers any tile). ``tile_indexes`` maps a
-    tile-index source's collection to its footprint index (``CatalogConfig.tile_indexes``; None or a
-    source missing from it: that modality is ``NOT_BUILT``). ``retry`` is how a failed item read is
-    retried before the item is skipped (``CatalogConfig.retry``; None: STAC item reads are not retried
-    and the tile-index reads use the default :class:`RetryPolicy`). ``guard(spec)`` is entered around
-    each modality's materialisation (the build's per-host leases, :mod:`olmoearth_data.hosts`).
+    ``context``: the worker's :class:`~olmoearth_data.materialise.context.MaterialiseContext` — the STAC
+    client, signer, search cache, retry policy, OSM input (None: ``openstreetmap_raster`` is missing with
+    ``OUTSIDE_COVERAGE``), tile indexes (None or a source missing from them: that modality is
+    ``NOT_BUILT``; their reads use the default :class:`RetryPolicy` when the context has none), per-host
+    leases and read pool. Without one, a context is made of the loose keywords for this call (``guard``:
+    the per-host leases of each read task).
     """
+    if context is None:
+        with legacy_context(client=client, stac_url=stac_url, sign=sign, cache=cache, retry=retry,
+                            tile_indexes=tile_indexes, osm=osm, lease=guard) as ctx:  # fmt: skip
+            return materialise_sample(index=index, sample=sample, specs=specs, context=ctx)
     results: dict[str, ModalityResult] = {}
     for spec in specs:
         try:
-            results[spec.name] = _materialise_one(
-                sample=sample, spec=spec, client=client, stac_url=stac_url, sign=sign, cache=cache,
-                osm=osm, tile_indexes=tile_indexes, retry=retry, guard=guard,
-            )  # fmt: skip
+            results[spec.name] = _materialise_one(sample=sample, spec=spec, context=context)
         except Exception as exc:
-            outage = find_outage(exc) or stac_outage(exc, stac_url=stac_url)
+            outage = find_outage(exc) or stac_outage(exc, stac_url=context.stac_url)
             if outage is None:
                 raise
             log.warning("sample %d (%s) left pending: %s: %s", index, sample.tile.id, spec.name, outage)
@@ -120,42 +122,23 @@ def stac_outage(exc: BaseException, *, stac_url: str) -> SourceUnavailableError 
     return None
 
 
-def _materialise_one(
-    *,
-    sample: Sample,
-    spec: ModalitySpec,
-    client: pystac_client.Client,
-    stac_url: str,
-    sign: Callable[[str], str],
-    cache: SearchCache | None,
-    osm: OsmInput | None,
-    tile_indexes: Mapping[str, TileIndexRef] | None,
-    retry: RetryPolicy | None,
-    guard: Callable[[ModalitySpec], contextlib.AbstractContextManager[object]] | None,
-) -> ModalityResult:
-    with guard(spec) if guard else contextlib.nullcontext():
-        source = get_source(spec.name)
-        if source.kind is SourceKind.STAC:
-            materialise = materialise_monthly if spec.is_multitemporal else materialise_static
-            return materialise(
-                sample=sample,
-                spec=spec,
-                source=source,
-                client=client,
-                stac_url=stac_url,
-                sign=sign,
-                cache=cache,
-                retry=retry,
-            )
-        if source.kind is SourceKind.OSM:
-            return materialise_osm_raster(tile=sample.tile, spec=spec, osm=osm)
-        if source.kind is SourceKind.TILE_INDEX and tile_indexes and source.collection in tile_indexes:
-            return materialise_tile_index(
-                sample=sample,
-                spec=spec,
-                source=source,
-                ref=tile_indexes[source.collection],
-                retry=retry or RetryPolicy(),
-            )
-        log.debug("%s: %s sources are not materialised yet; recorded NOT_BUILT", spec.name, source.kind.value)
-        return not_built(spec)
+def _materialise_one(*, sample: Sample, spec: ModalitySpec, context: MaterialiseContext) -> ModalityResult:
+    source = get_source(spec.name)
+    if source.kind is SourceKind.STAC:
+        materialise = materialise_monthly if spec.is_multitemporal else materialise_static
+        return materialise(sample=sample, spec=spec, source=source, context=context)
+    if source.kind is SourceKind.OSM:  # local files: no lease, no read pool
+        return materialise_osm_raster(tile=sample.tile, spec=spec, osm=context.osm)
+    indexes = context.tile_indexes
+    if source.kind is SourceKind.TILE_INDEX and indexes and source.collection in indexes:
+        return materialise_tile_index(
+            sample=sample,
+            spec=spec,
+            source=source,
+            ref=indexes[source.collection],
+            retry=context.retry or RetryPolicy(),
+            run=lambda tasks: context.run(spec, tasks),
+            read_ahead=context.read_ahead(spec),
+        )
+    log.debug("%s: %s sources are not materialised yet; recorded NOT_BUILT", spec.name, source.kind.value)
+    return not_built(spec)

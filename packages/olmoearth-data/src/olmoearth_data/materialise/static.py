@@ -22,15 +22,17 @@ import numpy as np
 import pystac
 import pystac_client
 
-from olmoearth_data.composite.first_valid import first_valid, valid_mask
+from olmoearth_data.composite.first_valid import valid_mask
 from olmoearth_data.cube.layout import empty_arrays, nodata_fill
+from olmoearth_data.materialise.bandsets import composite_bandsets
+from olmoearth_data.materialise.context import MaterialiseContext, legacy_context
 from olmoearth_data.missing import MissingReason
 from olmoearth_data.modalities import ModalitySpec
 from olmoearth_data.periods import Period
 from olmoearth_data.results import ModalityResult
 from olmoearth_data.samples import Sample
 from olmoearth_data.sources import SourceSpec
-from olmoearth_data.stac.catalog import RetryPolicy
+from olmoearth_data.stac.retry import RetryPolicy
 from olmoearth_data.stac.search import SearchCache, search_sample
 
 log = logging.getLogger(__name__)
@@ -65,26 +67,33 @@ def materialise_static(
     sample: Sample,
     spec: ModalitySpec,
     source: SourceSpec,
-    client: pystac_client.Client,
-    stac_url: str,
-    sign: Callable[[str], str],
-    cache: SearchCache | None,
+    context: MaterialiseContext | None = None,
+    client: pystac_client.Client | None = None,
+    stac_url: str = "",
+    sign: Callable[[str], str] | None = None,
+    cache: SearchCache | None = None,
     retry: RetryPolicy | None = None,
 ) -> ModalityResult:
     """Mosaic one static modality onto ``sample``'s tile grid.
 
     Returns arrays ``[1, C, H, W]`` per bandset in the modality's storage dtype (the tile's UTM CRS,
     north-up, H = W = 2560 m / pixel size), nodata where no item has data; ``present``/``reason`` of
-    shape ``[1]``; the contributing item ids; for CDL ``extra["cdl_year"]``. ``retry``: how a failed
-    item read is retried before the item is skipped (None: not retried).
+    shape ``[1]``; the contributing item ids; for CDL ``extra["cdl_year"]``. ``context``: the worker's
+    :class:`~olmoearth_data.materialise.context.MaterialiseContext` (without one, a context of
+    ``client``/``stac_url``/``sign``/``cache``/``retry``); ``retry``: how a failed item read is retried
+    before the item is skipped (None: not retried).
     """
+    if context is None:
+        with legacy_context(client=client, stac_url=stac_url, sign=sign, cache=cache, retry=retry) as ctx:
+            return materialise_static(sample=sample, spec=spec, source=source, context=ctx)
     searched = search_sample(
-        client=client,
+        client=context.client,
         source=source,
         tile=sample.tile,
         periods=[STATIC_PERIOD],
-        stac_url=stac_url,
-        cache=cache,
+        stac_url=context.stac_url,
+        cache=context.cache,
+        run=lambda tasks: context.run(spec, tasks),
     )
     found = list(searched[0].items)
     fill = nodata_fill(spec)
@@ -99,27 +108,21 @@ def materialise_static(
         if source.regional:
             result.reason[0] = MissingReason.OUTSIDE_COVERAGE
         return result
-    if spec.name == "cdl":
+    if source.nearest_year:  # CDL
         year = nearest_year(found, centre=sample.centre)
         found = [i for i in found if item_year(i) == year]
         result.extra["cdl_year"] = year
     items = [pystac.Item.from_dict(d, preserve_dict=True) for d in found]
-    failed: set[str] = set()
-    for bs in spec.bandsets:
-        merged = first_valid(
-            items,
-            assets=[source.asset_for(b) for b in bs.bands],
-            geobox=sample.tile.geobox(pixel_size_m=bs.pixel_size_m),
-            dtype=spec.dtype,
-            nodata=fill,
-            resampling=next(b.resampling.value for b in source.bands if b.band == bs.bands[0]),
-            sign=sign,
-            read_nodata=source.read_nodata,
-            retry=retry,
-        )
-        arrays[bs.name][0] = merged.data
-        result.item_ids[0].extend(i for i in merged.used_item_ids if i not in result.item_ids[0])
-        failed.update(merged.failed_item_ids)
+    ahead = context.read_ahead(spec)  # item reads as read tasks; without, the mosaic is one task
+
+    def mosaic() -> tuple[list[str], set[str]]:
+        return composite_bandsets(
+            arrays, 0, items, sample=sample, spec=spec, source=source, sign=context.sign,
+            retry=context.retry, read_ahead=ahead,
+        )  # fmt: skip
+
+    used, failed = mosaic() if ahead is not None else context.run(spec, [mosaic])[0]
+    result.item_ids[0].extend(used)
     if any(valid_mask(arrays[bs.name][0], nodata=fill).any() for bs in spec.bandsets):
         result.present[0] = True
         result.reason[0] = MissingReason.PRESENT

@@ -207,9 +207,9 @@ def _write_nc(
 
 def run_materialise_command(args: argparse.Namespace) -> int:
     """The ``materialise`` subcommand: one tile, every requested modality, files under ``--out``."""
-    from olmoearth_data.build import GDAL_OPTIONS
+    from olmoearth_data.materialise.context import MaterialiseContext
     from olmoearth_data.materialise.sample import materialise_sample
-    from olmoearth_data.stac.catalog import RetryPolicy
+    from olmoearth_data.stac.retry import RetryPolicy
     from olmoearth_data.stac.search import SearchCache
 
     tile_indexes: Mapping[str, TileIndexRef] = tile_indexes_from_args(args.tile_index)
@@ -219,12 +219,9 @@ def run_materialise_command(args: argparse.Namespace) -> int:
     sample = Sample(Tile.from_id(args.tile_id), dt.date.fromisoformat(args.date))
     specs = modality_set(args.modalities if "," not in args.modalities else args.modalities.split(","))
     osm = open_osm_dir(args.osm_dir) if args.osm_dir else None
-    with rasterio.Env(**GDAL_OPTIONS):
-        result = materialise_sample(
-            index=0, sample=sample, specs=specs, client=config.open_client(), stac_url=config.stac_url,
-            sign=config.signer(), cache=SearchCache(Path(args.out) / ".search-cache") if args.cache else None,
-            osm=osm, tile_indexes=config.tile_indexes, retry=config.retry,
-        )  # fmt: skip
+    cache = SearchCache(Path(args.out) / ".search-cache") if args.cache else None
+    with MaterialiseContext.open(catalog=config, cache=cache, osm=osm) as context, context.gdal_env():
+        result = materialise_sample(index=0, sample=sample, specs=specs, context=context)
     if result.outage is not None:  # a service failed past the retries: nothing to show, say which
         raise RuntimeError(f"{result.outage.describe()}; no file written, try again later")
     for path in write_tile_files(

@@ -22,21 +22,26 @@ stays pending); a missing (404) or undecodable file, or a feature href that is n
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import pystac
 import rasterio
 import rasterio.merge
+from affine import Affine
 from rasterio.warp import Resampling, reproject, transform_bounds
 
-from olmoearth_data.composite.first_valid import first_valid, valid_mask
+from olmoearth_data.composite.first_valid import ReadAhead, valid_mask
 from olmoearth_data.composite.gdal_cache import clear_remote_cache
 from olmoearth_data.composite.hrefs import RefusedHrefError, check_href
 from olmoearth_data.composite.read_errors import gdal_retry_options, is_transient
 from olmoearth_data.cube.layout import empty_arrays, nodata_fill
 from olmoearth_data.grid import Tile
+from olmoearth_data.materialise.bandsets import composite_bandsets
 from olmoearth_data.missing import MissingReason
 from olmoearth_data.modalities import ModalitySpec
 from olmoearth_data.outages import SourceUnavailableError, describe_failure, host_of_url, is_service_failure
@@ -44,13 +49,17 @@ from olmoearth_data.redact import public_url, redact_text
 from olmoearth_data.results import ModalityResult
 from olmoearth_data.samples import Sample
 from olmoearth_data.sources import SourceSpec
-from olmoearth_data.stac.catalog import RetryPolicy
+from olmoearth_data.stac.retry import RetryPolicy
 from olmoearth_data.stac.tile_index import TileIndexRef, fetch_index, index_items
 
 log = logging.getLogger(__name__)
 
-#: WorldCereal classes above this are not a crop fraction (254 = not cropland): stored as 0.
-WORLDCEREAL_MAX_VALUE = 100
+#: ``run(tasks)``: runs remote steps as read tasks, results in order (MaterialiseContext.run).
+Run = Callable[[list[Callable[[], Any]]], list[Any]]
+
+
+def _in_order(tasks: list[Callable[[], Any]]) -> list[Any]:
+    return [task() for task in tasks]
 
 
 #: The role of a tile-index host in outage reports.
@@ -76,7 +85,14 @@ def _fetch(ref: TileIndexRef, retry: RetryPolicy) -> dict:
 
 
 def materialise_tile_index(
-    *, sample: Sample, spec: ModalitySpec, source: SourceSpec, ref: TileIndexRef, retry: RetryPolicy
+    *,
+    sample: Sample,
+    spec: ModalitySpec,
+    source: SourceSpec,
+    ref: TileIndexRef,
+    retry: RetryPolicy,
+    run: Run | None = None,
+    read_ahead: ReadAhead | None = None,
 ) -> ModalityResult:
     """Mosaic one tile-index modality onto ``sample``'s tile grid.
 
@@ -84,8 +100,14 @@ def materialise_tile_index(
     north-up, 10 m → 256 × 256), nodata 255 where no file has data; ``present``/``reason`` of shape
     ``[1]`` (``OUTSIDE_COVERAGE`` when no index feature intersects the tile, ``READ_FAILED`` when every
     file failed, ``ALL_NODATA`` when read but empty); the contributing feature ids.
+
+    ``run(tasks)`` runs the remote steps (the index fetch, each canopy file's open, the mosaic's pixel
+    reads) as read tasks and returns their results in order (the worker's
+    :meth:`~olmoearth_data.materialise.context.MaterialiseContext.run`; None: in order, here);
+    ``read_ahead``: WorldCereal's zone files read side by side (same output).
     """
-    doc = _fetch(ref, retry)
+    run = run or _in_order
+    (doc,) = run([lambda: _fetch(ref, retry)])
     single = source.asset_for(source.bands[0].band)
     items = index_items(doc=doc, ref=ref, tile=sample.tile, collection=source.collection, single_asset=single)
     fill = nodata_fill(spec)
@@ -99,31 +121,23 @@ def materialise_tile_index(
     if not items:
         return result
     failed: set[str] = set()
-    if spec.name == "wri_canopy_height_map":
+    if source.native_mosaic:
         bs = spec.bandsets[0]
         data, used, bad = canopy_mosaic(
-            items=items, asset=single, tile=sample.tile, pixel_size_m=bs.pixel_size_m, retry=retry
+            items=items, asset=single, tile=sample.tile, pixel_size_m=bs.pixel_size_m, retry=retry, run=run
         )
         arrays[bs.name][0, 0] = data
         result.item_ids[0].extend(used)
         failed.update(bad)
-    for bs in spec.bandsets if spec.name != "wri_canopy_height_map" else ():
-        merged = first_valid(
-            items,
-            assets=[source.asset_for(b) for b in bs.bands],
-            geobox=sample.tile.geobox(pixel_size_m=bs.pixel_size_m),
-            dtype=spec.dtype,
-            nodata=fill,
-            resampling=next(b.resampling.value for b in source.bands if b.band == bs.bands[0]),
-            sign=_public,
-            retry=retry,
-        )
-        data = merged.data
-        if spec.name == "worldcereal":
-            data[(data > WORLDCEREAL_MAX_VALUE) & (data != fill)] = 0
-        arrays[bs.name][0] = data
-        result.item_ids[0].extend(i for i in merged.used_item_ids if i not in result.item_ids[0])
-        failed.update(merged.failed_item_ids)
+    if not source.native_mosaic:
+
+        def mosaic() -> tuple[list[str], set[str]]:
+            return composite_bandsets(arrays, 0, items, sample=sample, spec=spec, source=source, sign=_public,
+                                      retry=retry, read_ahead=read_ahead)  # fmt: skip
+
+        used, bad = mosaic() if read_ahead is not None else run([mosaic])[0]
+        result.item_ids[0].extend(i for i in used if i not in result.item_ids[0])
+        failed.update(bad)
     if any(valid_mask(arrays[bs.name][0], nodata=fill).any() for bs in spec.bandsets):
         result.present[0] = True
         result.reason[0] = MissingReason.PRESENT
@@ -159,7 +173,7 @@ def _open_with_retry(href: str, *, retry: RetryPolicy) -> rasterio.DatasetReader
             if transient and attempt < len(delays):
                 log.info("retrying %s: open failed (%s)", public_url(href), redact_text(str(exc)))
                 time.sleep(delays[attempt])
-                clear_remote_cache()  # else GDAL may answer the retry from a cached "missing file"
+                clear_remote_cache(urls=[href])  # else GDAL may answer from a cached "missing file"
                 continue
             if transient:
                 raise SourceUnavailableError(
@@ -175,25 +189,39 @@ def _open_with_retry(href: str, *, retry: RetryPolicy) -> rasterio.DatasetReader
 
 
 def canopy_mosaic(
-    *, items: list[pystac.Item], asset: str, tile: Tile, pixel_size_m: float, retry: RetryPolicy
+    *,
+    items: list[pystac.Item],
+    asset: str,
+    tile: Tile,
+    pixel_size_m: float,
+    retry: RetryPolicy,
+    run: Run | None = None,
 ) -> tuple[np.ndarray, list[str], list[str]]:
     """Canopy height on ``tile``'s grid: ``[H, W]`` uint8 metres (H = W = 2560 m / ``pixel_size_m``),
     255 where no file has data; also the ids of the items read and of those that failed.
 
     The files (any one CRS, here EPSG:3857) are mosaicked at native resolution over the tile's
     footprint plus a margin, first file first, then averaged onto the tile's UTM grid in one warp.
+    ``run``: how the opens (one task per file) and the mosaic's pixel reads (one task) are run.
     """
+    run = run or _in_order
     n = round(2560 / pixel_size_m)
     out = np.full((n, n), 255, dtype=np.uint8)
-    opened: list[tuple[str, rasterio.DatasetReader | None]] = []
-    try:
-        for item in items:
-            opened.append((item.id, _open_with_retry(item.assets[asset].href, retry=retry)))
-    except SourceUnavailableError:
-        for _, ds in opened:
+
+    def attempt(href: str) -> tuple[rasterio.DatasetReader | None, SourceUnavailableError | None]:
+        try:
+            return _open_with_retry(href, retry=retry), None
+        except SourceUnavailableError as exc:
+            return None, exc
+
+    outcomes = run([functools.partial(attempt, item.assets[asset].href) for item in items])
+    errors = [error for _, error in outcomes if error is not None]
+    if errors:
+        for ds, _ in outcomes:
             if ds is not None:
                 ds.close()
-        raise
+        raise errors[0]
+    opened = [(item.id, ds) for item, (ds, _) in zip(items, outcomes, strict=True)]
     good = [(i, ds) for i, ds in opened if ds is not None]
     failed = [i for i, ds in opened if ds is None]
     if not good:
@@ -209,20 +237,21 @@ def canopy_mosaic(
         top = g.f - np.floor((g.f - top - margin) / res[1]) * res[1]
         right = g.c + np.ceil((right + margin - g.c) / res[0]) * res[0]
         bottom = g.f - np.ceil((g.f - bottom + margin) / res[1]) * res[1]
-        try:
-            with rasterio.Env(**gdal_retry_options(retry)):  # the pixel reads retry like the opens
-                mosaic, transform = rasterio.merge.merge(
-                    [ds for _, ds in good],
-                    bounds=(left, bottom, right, top),
-                    res=res,
-                    nodata=255,
-                    method="first",
-                )
-        except rasterio.errors.RasterioError as exc:
-            if not is_transient(exc):
-                raise
-            host = host_of_url(items[0].assets[asset].href)
-            raise SourceUnavailableError(host=host, role=ROLE, failure=describe_failure(exc)) from None
+
+        def read_mosaic() -> tuple[np.ndarray, Affine]:
+            try:
+                with rasterio.Env(**gdal_retry_options(retry)):  # the pixel reads retry like the opens
+                    return rasterio.merge.merge(
+                        [ds for _, ds in good], bounds=(left, bottom, right, top), res=res, nodata=255,
+                        method="first",
+                    )  # fmt: skip
+            except rasterio.errors.RasterioError as exc:
+                if not is_transient(exc):
+                    raise
+                host = host_of_url(items[0].assets[asset].href)
+                raise SourceUnavailableError(host=host, role=ROLE, failure=describe_failure(exc)) from None
+
+        ((mosaic, transform),) = run([read_mosaic])
     finally:
         for _, ds in good:
             ds.close()

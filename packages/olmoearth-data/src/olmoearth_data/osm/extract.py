@@ -23,7 +23,7 @@ libosmium, in ``out_dir``). Output, in ``out_dir``:
   is missing, not "no features".
 * ``extract_stats.json`` — :class:`ExtractStats`.
 
-How (design and measurements: ``benchmarks/bench_osm.py``): no element reaches Python one at a time.
+How (design and measurements: ``docs/osm.md``): no element reaches Python one at a time.
 libosmium reads, filters on the categories' keys (C++ ``KeyFilter``) and writes the matches as OPL
 text (:mod:`~olmoearth_data.osm.opl`); pyarrow parses that text in batches, the category rules are
 evaluated once per batch, geometries, WKB and tiles are built with shapely 2 / pyproj array calls
@@ -37,9 +37,9 @@ Memory does not grow with the input: node locations live in a memory-mapped file
 planet), i.e. page cache, not process memory; a worker holds one piece (≤ 128 way blobs / 512 node
 blobs, ~1–4 M elements) and one batch of rows; raster rows are spooled to disk in ``buckets`` parts,
 each sorted alone at the end (by default one bucket per 64 MB of PBF, so a bucket holds the raster
-rows of ≤ 64 MB of input whatever the file). Peak ≈ workers × (piece + batch + one bucket). Not
-bounded: libosmium's multipolygon assembly keeps the member ways of relations not yet complete (the
-relation job; ~GBs for a planet, as for ``osmium export``).
+rows of ≤ 64 MB of input whatever the file); libosmium's multipolygon assembly holds the member ways
+of one relation group (≤ 64 relation blobs, ~500,000 relations) per job, not of the whole file. Peak ≈
+workers × (piece + batch + one bucket or one relation group).
 """
 
 from __future__ import annotations

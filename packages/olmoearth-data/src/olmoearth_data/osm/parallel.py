@@ -9,19 +9,21 @@ Stages (a piece is a run of consecutive PBF blobs, :mod:`olmoearth_data.osm.bloc
    code (:mod:`olmoearth_data.osm.vectorised`) turns them into sampling points and raster rows.
 2. **ways** — every piece holding ways, in parallel, once all nodes are indexed (a way's nodes may sit
    in any node piece): OPL of the matching ways, node refs resolved with numpy against the index.
-   **relations** runs as one more job of this stage: the relations' first pass (libosmium's area
-   manager), then a second pass over the way pieces restricted (``IdTracker``) to member ways of
-   candidate multipolygons, so only relation areas are assembled.
+   **relations** run as more jobs of this stage, one per *relation group* (≤ ``RELATION_GROUP_BLOBS``
+   consecutive relation blobs, i.e. a relation-id range): the group's first pass (libosmium's area
+   manager), then a second pass over all way pieces restricted (``IdTracker``) to member ways of the
+   group's candidate multipolygons, so only relation areas are assembled and a job holds the member
+   ways of ≤ 8,000 × ``RELATION_GROUP_BLOBS`` relations, whatever the file (one more decode of the
+   way blobs per group is the price).
 3. **merge** — raster rows are spooled per (bucket, worker) with their (piece, row) position; each
    bucket is sorted by (tile, category, piece, row) into ``raster/part-XXX.parquet``; points are
    concatenated in piece order. Pieces are fixed by the file (``piece_blobs``), not by the number of
    workers, so every output is identical for any ``workers``, and rows keep the file's order.
 
-Workers are forked from a ``forkserver`` that imported this module once (pyosmium/Arrow thread pools
-and a plain ``fork`` of the caller do not mix; ``spawn`` re-imports everything per worker, ~1–2 s);
-with one worker everything runs in the calling process. Like any multiprocessing code, a script
-calling :func:`~olmoearth_data.osm.extract.extract_osm` with ``workers > 1`` needs the
-``if __name__ == "__main__":`` guard.
+Worker processes are forked when the pass starts, before any job runs (:mod:`olmoearth_data.osm.pool`
+says why that is safe and cheap); with one worker everything runs in the calling process. Like any
+multiprocessing code, a script calling :func:`~olmoearth_data.osm.extract.extract_osm` with
+``workers > 1`` needs the ``if __name__ == "__main__":`` guard where ``fork`` is not available.
 """
 
 from __future__ import annotations
@@ -52,6 +54,9 @@ NODE_PIECE_FACTOR = 8
 #: Largest pieces (blobs): a piece is read into memory whole (~0.1 MB per blob) and its matches are
 #: written to a scratch OPL file (~150 bytes per matching element) before they are parsed in batches.
 MAX_PIECE_BLOBS, MAX_NODE_PIECE_BLOBS = 128, 512
+#: Relation blobs per relation job (~8,000 relations each): bounds the member ways libosmium's
+#: multipolygon assembly holds in one worker; each group re-reads the way blobs once.
+RELATION_GROUP_BLOBS = 64
 
 
 class IndexGrewError(ValueError):
@@ -60,10 +65,13 @@ class IndexGrewError(ValueError):
 
 @dataclass
 class PassResult:
+    """Counts of the pass, its number of pieces, the node index's size (bytes) and timings."""
+
     stats: ExtractStats
     n_pieces: int
     index_bytes: int
-    #: wall seconds per stage (types, nodes, index, ways_relations, buckets, points) and per relation job
+    #: wall seconds per stage (types, nodes, index, ways_relations, buckets, points), summed over the
+    #: relation jobs (relation_jobs) and the node / way pieces (busy_*), and CPU seconds (cpu_*)
     timings: dict[str, float] = field(default_factory=dict)
 
 
@@ -132,24 +140,25 @@ def _stages(
         node_per = piece_blobs or min(per * NODE_PIECE_FACTOR, MAX_NODE_PIECE_BLOBS)
         node_pieces = pieces(np.flatnonzero(types & NODE), node_per)
         way_blobs = pieces(np.flatnonzero(types & WAY), per)
-        rel_blobs = pieces(np.flatnonzero(types & RELATION), per)
+        rel_groups = pieces(np.flatnonzero(types & RELATION), piece_blobs or RELATION_GROUP_BLOBS)
         jobs_n = [Piece(i, "n", b) for i, b in enumerate(node_pieces)]
         jobs_w = [Piece(len(jobs_n) + i, "w", b) for i, b in enumerate(way_blobs)]
-        n_pieces = len(jobs_n) + len(jobs_w) + 1
+        first_rel = len(jobs_n) + len(jobs_w)
+        rel = [RelationJob(first_rel + k, pieces(g, per), way_blobs) for k, g in enumerate(rel_groups)]
+        n_pieces = first_rel + len(rel)
         tick = (lambda i, r: progress(1)) if progress else None
         res_n = pool.map(jobs_n, tick)
         lap("nodes")
         index_bytes = _finish_index(index, jobs_n, res_n, dense_bytes)
         lap("index")
-        rel = [RelationJob(n_pieces - 1, rel_blobs, way_blobs)] if rel_blobs else []
-        res_w = pool.map(rel + jobs_w, tick)  # the relation job first: it is the longest
+        res_w = pool.map(rel + jobs_w, tick)  # relation jobs first: they are the longest
         pool.broadcast(("flush",))
         lap("ways_relations")
         stats = ExtractStats()
         for r in [*res_n, *res_w]:
             stats.add(r.stats)  # type: ignore[union-attr]
         if rel:
-            timings["relation_job"] = round(res_w[0].seconds, 3)  # type: ignore[union-attr]
+            timings["relation_jobs"] = round(sum(r.seconds for r in res_w[: len(rel)]), 3)  # type: ignore[union-attr]
         way_results = res_w[len(rel) :]
         timings["busy_nodes"] = round(sum(r.seconds for r in res_n), 3)  # type: ignore[union-attr]
         timings["busy_ways"] = round(sum(r.seconds for r in way_results), 3)  # type: ignore[union-attr]

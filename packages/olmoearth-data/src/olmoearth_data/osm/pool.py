@@ -1,16 +1,30 @@
-"""Worker processes for the OSM pass: this process as worker 0 plus forkserver-started worker
-processes with one inbox each, or this process alone. Jobs are handed out in order, so each worker
-sees its pieces in increasing order (the point merge relies on it)."""
+"""Worker processes for the OSM pass: this process as worker 0 plus forked worker processes with one
+inbox each, or this process alone. Jobs are handed out in order, so each worker sees its pieces in
+increasing order (the point merge relies on it).
+
+Start-up: on Linux the workers are ``fork``ed at once, before this process starts any job or creates
+its libosmium thread pool, so they inherit the imported modules and start in milliseconds (a
+``forkserver`` or ``spawn`` worker first imports osmium, pyarrow, shapely, pyproj: ~1 CPU-second, the
+whole node stage of a 30 MB file). Forking is safe at that point because no thread of this pass exists
+yet (the queues' feeder threads start with their first message) and the threads a caller may have
+(OpenBLAS, Arrow's pool) are idle and have fork handlers. A caller that runs libosmium/Arrow work in
+*other threads* while it starts the pass should run the pass in a process of its own, or build the
+pool with ``start_method="forkserver"``. Elsewhere (macOS, Windows) the platform's default applies.
+Workers stop on the coordinator's stop message, or by themselves once it has died.
+"""
 
 from __future__ import annotations
 
 import multiprocessing as mp
+import os
 import queue
-import threading
 import traceback
 from collections.abc import Callable, Sequence
 
 from olmoearth_data.osm.worker import PassConfig, Worker
+
+#: seconds between a waiting worker's checks that its coordinator is still alive
+_ORPHAN_CHECK_S = 5.0
 
 
 class WorkerError(RuntimeError):
@@ -21,10 +35,15 @@ class WorkerError(RuntimeError):
         self.kind, self.message = kind, message
 
 
-def _worker_main(wid: int, cfg: PassConfig, inbox: mp.Queue, outbox: mp.Queue) -> None:
+def _worker_main(wid: int, cfg: PassConfig, inbox: mp.Queue, outbox: mp.Queue, parent: int) -> None:
     worker = Worker(wid, cfg)
     while True:
-        msg = inbox.get()
+        try:
+            msg = inbox.get(timeout=_ORPHAN_CHECK_S)
+        except queue.Empty:
+            if os.getppid() != parent:  # the coordinator was killed: nobody will send the stop message
+                return
+            continue
         if msg is None:
             break
         jid, job = msg
@@ -65,34 +84,30 @@ class InlinePool:
 class ProcessPool:
     """This process as worker 0 plus ``n - 1`` worker processes, each with its own inbox.
 
-    The worker processes start in the background (forked from a forkserver that imports the worker
-    code once) while this process already runs jobs itself, so their start costs little wall time.
-    Each worker process gets one job at once (queued while it starts) and, once it has answered, is
-    kept two jobs ahead, so it never waits while this process is busy with a job.
+    Each worker process is kept ``DEPTH`` jobs ahead, so it never waits while this process is busy
+    with a job of its own. ``start_method``: ``"fork"`` where available (module doc), else the
+    platform's default.
     """
 
     DEPTH = 2
 
-    def __init__(self, cfg: PassConfig, n: int) -> None:
-        ctx = mp.get_context("forkserver")
-        # the server process imports the worker code once; workers forked from it start at once
-        ctx.set_forkserver_preload(["olmoearth_data.osm.worker"])
+    def __init__(self, cfg: PassConfig, n: int, *, start_method: str | None = None) -> None:
+        if start_method is None:
+            start_method = "fork" if "fork" in mp.get_all_start_methods() else None
+        ctx = mp.get_context(start_method)
+        if ctx.get_start_method() == "forkserver":  # the server imports the worker code once
+            ctx.set_forkserver_preload(["olmoearth_data.osm.worker"])
         self.size = n
-        self.local = InlinePool(cfg)
         self.outbox: mp.Queue = ctx.Queue()
         self.inboxes = {wid: ctx.Queue() for wid in range(1, n)}
         self.procs = {
-            wid: ctx.Process(target=_worker_main, args=(wid, cfg, box, self.outbox), daemon=True)
+            wid: ctx.Process(target=_worker_main, args=(wid, cfg, box, self.outbox, os.getpid()), daemon=True)
             for wid, box in self.inboxes.items()
         }
+        for proc in self.procs.values():  # before this process creates any thread of its own (module doc)
+            proc.start()
+        self.local = InlinePool(cfg)
         self._inflight = dict.fromkeys(self.inboxes, 0)
-        self._answered: set[int] = set()
-        self._starter = threading.Thread(target=self._start, daemon=True)
-        self._starter.start()
-
-    def _start(self) -> None:
-        for p in self.procs.values():
-            p.start()
 
     def _get(self, *, block: bool) -> tuple[int, int, bool, object] | None:
         """The next message from a worker process (None: none yet, when not blocking)."""
@@ -117,7 +132,6 @@ class ProcessPool:
             if not ok:
                 raise WorkerError(*value)  # type: ignore[misc]
             self._inflight[wid] -= 1
-            self._answered.add(wid)
             results[jid] = value
             finished += 1
             if done:
@@ -127,9 +141,7 @@ class ProcessPool:
             while (msg := self._get(block=False)) is not None:
                 record(msg)
             for wid, box in self.inboxes.items():
-                # one job only until the worker has answered once: it may still be starting
-                depth = self.DEPTH if wid in self._answered else 1
-                while self._inflight[wid] < depth and nxt < len(jobs):
+                while self._inflight[wid] < self.DEPTH and nxt < len(jobs):
                     box.put((nxt, jobs[nxt]))
                     self._inflight[wid] += 1
                     nxt += 1
@@ -153,11 +165,10 @@ class ProcessPool:
                 raise WorkerError(*value)  # type: ignore[misc]
 
     def close(self) -> None:
-        """Stop the workers (the queues must outlive their start: a child unpickles them)."""
+        """Stop the workers."""
         self.local.close()
         for box in self.inboxes.values():
             box.put(None)
-        self._starter.join()
         for p in self.procs.values():
             p.join(timeout=30)
             if p.is_alive():

@@ -35,9 +35,9 @@ _IPC = pa.ipc.IpcWriteOptions(compression="lz4")
 class Spool:
     """One worker's spooled rows: points per channel, raster rows per (channel, bucket), Arrow IPC.
 
-    A channel is a worker (``w000``…) or the relation job (``rel``); rows carry their (piece, row)
-    position so the merge can restore file order. Raster rows are buffered up to ``batch_rows`` and
-    written sorted by bucket, one open stream per bucket.
+    A channel is a worker (``w000``…) or a relation job (``r`` + its piece number); rows carry their
+    (piece, row) position so the merge can restore file order. Raster rows are buffered up to
+    ``batch_rows`` and written sorted by bucket, one open stream per bucket.
     """
 
     def __init__(self, root: Path, *, batch_rows: int) -> None:
@@ -89,6 +89,15 @@ class Spool:
                 w.write_table(t.slice(lo, hi - lo).drop_columns(["bucket"]))
         self._pending, self._pending_rows = [], 0
 
+    def close_channel(self, channel: str) -> None:
+        """Write what is buffered and close ``channel``'s files (a finished relation job's: one open file
+        per bucket and job would otherwise pile up in a worker that runs many relation groups)."""
+        self._flush_raster()
+        for key in [k for k in self._raster if k[0] == channel]:
+            self._raster.pop(key).close()
+        if (w := self._points.pop(channel, None)) is not None:
+            w.close()
+
     def close(self) -> None:
         """Write what is buffered and close every spool file."""
         self._flush_raster()
@@ -133,7 +142,7 @@ def merge_points(spool: Path, out: Path, n_pieces: int) -> int:
     """Write ``out`` (POINTS_SCHEMA) from the per-worker point spools, in piece order.
 
     Each worker's spool holds its pieces in increasing order (jobs are dispatched in order), the
-    relation job has its own spool (last piece): a k-way merge by piece keeps memory to one batch.
+    relation jobs have a spool each (the last pieces): a k-way merge by piece keeps memory to one batch.
     """
     folder = spool / "points"
     files = sorted(folder.glob("*.arrow")) if folder.exists() else []

@@ -1,6 +1,6 @@
 """The jobs of the OSM pass, as run by a worker process (or in the calling process).
 
-A job is a node piece, a way piece, the relation job, a blob-type scan, a dense-index fill or the
+A job is a node piece, a way piece, a relation group, a blob-type scan, a dense-index fill or the
 sort of one raster bucket (:mod:`olmoearth_data.osm.parallel` says in which order). Each piece job:
 libosmium writes the piece's matching elements as OPL (C++), pyarrow parses it in batches, the batch
 code builds the rows, the spool keeps them.
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -63,13 +63,17 @@ class PassConfig:
 
 @dataclass(frozen=True)
 class Piece:
+    """Consecutive data blobs of one stage; ``number`` orders its rows in the merged outputs."""
+
     number: int
     stage: str  # "n" (nodes) | "w" (ways)
-    blobs: np.ndarray
+    blobs: np.ndarray  # int64 blob indices into PassConfig.blobs, ascending
 
 
 @dataclass(frozen=True)
 class RelationJob:
+    """One relation group: its relation blobs (read in pieces) and every way piece (second pass)."""
+
     number: int
     relation_blobs: list[np.ndarray]
     way_blobs: list[np.ndarray]
@@ -77,10 +81,12 @@ class RelationJob:
 
 @dataclass
 class PieceResult:
+    """What a piece or relation job reports back (its rows went to the spool)."""
+
     stats: ExtractStats
     #: sparse index of a node piece: (records, first id, last id, ascending)
     index_summary: tuple[int, int, int, bool] | None = None
-    assembled: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    #: wall seconds of the job
     seconds: float = 0.0
     #: CPU seconds of the job (all threads of the worker process)
     cpu_seconds: float = 0.0
@@ -193,7 +199,8 @@ class Worker:
         member_ids = np.unique(np.concatenate(members)) if members else np.zeros(0, dtype=np.int64)
         assembled: list[np.ndarray] = []
         if len(member_ids) and cfg.index.path.stat().st_size:  # no node located: no area either
-            emit = self.spool.emitter("rel", job.number)
+            channel = f"r{job.number:06d}"
+            emit = self.spool.emitter(channel, job.number)
             tracker = osmium.IdTracker()
             for w in member_ids.tolist():
                 tracker.add_way(w)
@@ -210,6 +217,7 @@ class Worker:
                     osmium.apply(rd, id_filter, lh, second_pass)  # filter first: only member ways located
                 self._drain_areas(areas, pending, factory, stats, emit, assembled, final=False)
             self._drain_areas(areas, pending, factory, stats, emit, assembled, final=True)
+            self.spool.close_channel(channel)
             del second_pass, areas, lh, table
         matched_ids = np.unique(np.concatenate(matched)) if matched else np.zeros(0, dtype=np.int64)
         done = np.unique(np.concatenate(assembled)) if assembled else np.zeros(0, dtype=np.int64)

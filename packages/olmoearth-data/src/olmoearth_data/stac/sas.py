@@ -26,7 +26,7 @@ from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from olmoearth_data.outages import SourceUnavailableError, describe_failure, host_of_url, is_service_failure
-from olmoearth_data.stac.catalog import RETRY_STATUSES, RetryPolicy
+from olmoearth_data.stac.retry import RETRY_STATUSES, RetryPolicy
 
 #: Azure blob hosts end with this; other hrefs are returned unsigned (as the SDK does).
 BLOB_STORAGE_DOMAIN = ".blob.core.windows.net"
@@ -57,6 +57,7 @@ class SasTokens:
         self.retry = retry
         self._sas_url = sas_url
         self._lock = threading.Lock()
+        self._fetching: dict[str, threading.Lock] = {}
 
     @property
     def sas_url(self) -> str:
@@ -87,9 +88,17 @@ class SasTokens:
         Raises :class:`SourceUnavailableError` when the endpoint cannot give one after the retries (down,
         timing out, 401/403/429/5xx), ``requests.HTTPError`` for any other error answer.
         """
+        url = f"{self.sas_url}/{account}/{container}"
+        with self._lock:
+            fetching = self._fetching.setdefault(url, threading.Lock())
+        # One fetch per container at a time: the read threads of a worker that all need the same token
+        # wait for the first one's answer instead of each asking the endpoint.
+        with fetching:
+            return self._token(url=url, account=account, container=container)
+
+    def _token(self, *, url: str, account: str, container: str):  # -> planetary_computer.sas.SASToken
         from planetary_computer.sas import TOKEN_CACHE, SASToken
 
-        url = f"{self.sas_url}/{account}/{container}"
         with self._lock:
             cached = TOKEN_CACHE.get(url)
             if cached is not None and cached.ttl() >= MIN_TTL_S:

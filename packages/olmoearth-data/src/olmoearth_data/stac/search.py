@@ -8,12 +8,13 @@ build does not hit the API again for samples it already searched.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import json
 import logging
 import os
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -174,15 +175,23 @@ def search_sample(
     periods: Sequence[Period],
     stac_url: str,
     cache: SearchCache | None,
+    run: Callable[[list[Callable[[], PeriodItems]]], list[PeriodItems]] | None = None,
 ) -> list[PeriodItems]:
-    """Search every period of one sample, reusing the on-disk cache when its fingerprint matches."""
+    """Search every period of one sample, reusing the on-disk cache when its fingerprint matches.
+
+    ``run(tasks)`` runs the per-period searches and returns their results in order (e.g. side by side:
+    :meth:`~olmoearth_data.materialise.context.MaterialiseContext.run`); None: one after the other.
+    """
     key = f"{periods[0].start.isoformat()}_{periods[-1].end.isoformat()}"
     fp = SearchCache.fingerprint(source=source, stac_url=stac_url, periods=periods)
     if cache is not None:
         cached = cache.load(source=source, tile=tile, key=key, fingerprint=fp)
         if cached is not None:
             return cached
-    results = [search_period(client=client, source=source, tile=tile, period=p) for p in periods]
+    tasks = [
+        functools.partial(search_period, client=client, source=source, tile=tile, period=p) for p in periods
+    ]
+    results = run(tasks) if run is not None else [task() for task in tasks]
     if cache is not None:
         cache.store(source=source, tile=tile, key=key, fingerprint=fp, results=results)
     return results

@@ -20,7 +20,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import urljoin
 
 import pystac
@@ -29,9 +29,7 @@ import shapely.geometry
 from requests.adapters import HTTPAdapter
 
 from olmoearth_data.grid import Tile
-
-if TYPE_CHECKING:  # only annotated here; stac.catalog imports this module for its defaults
-    from olmoearth_data.stac.catalog import RetryPolicy
+from olmoearth_data.stac.retry import RetryPolicy
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,11 @@ told otherwise — a service that is down rather than flaky::
 
 Kinds: :data:`OUTAGE_KINDS` — an HTTP status (``401``, ``403``, ``429``, ``500``, ``502``, ``503``,
 ``504``) or ``reset`` (every connection dropped). ``stats.injected`` counts them as ``outage-<kind>``.
+
+Network: a proxy also imposes a :class:`~olmoearth_twin.servers.net.NetProfile` (latency with
+jitter per request, a bandwidth cap per connection, a set-up cost per new connection) on every answer,
+faulty or not, so faults keep working on top of a slow network. :meth:`FaultProxy.set_net` changes it
+while running (a benchmark sweeps latencies on one twin). ``stats.bytes_out`` counts the body bytes sent.
 """
 
 from __future__ import annotations
@@ -41,6 +46,7 @@ from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from olmoearth_twin.servers.http_thread import BackgroundHTTPServer, QuietHandler
+from olmoearth_twin.servers.net import NetProfile, NetShaper
 
 #: Kinds of fault the proxy can inject.
 FAULT_KINDS = ("429", "503", "reset", "slow")
@@ -98,7 +104,17 @@ class FaultStats:
 
     requests: int = 0
     injected: dict[str, int] = field(default_factory=dict)
+    bytes_out: int = 0
+    connections: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def record_bytes(self, n: int) -> None:
+        with self._lock:
+            self.bytes_out += n
+
+    def record_connection(self) -> None:
+        with self._lock:
+            self.connections += 1
 
     def record(self, kind: str | None) -> None:
         with self._lock:
@@ -151,13 +167,24 @@ class _Dice:
 
 
 def _make_handler(
-    *, upstream: str, config: FaultConfig, stats: FaultStats, outage: _OutageState
+    *, upstream: str, config: FaultConfig, stats: FaultStats, outage: _OutageState, shaper: NetShaper
 ) -> type[QuietHandler]:
     target = urlsplit(upstream)
     host, port = target.hostname or "127.0.0.1", target.port or 80
     dice = _Dice(config)
 
     class FaultHandler(QuietHandler):
+        def setup(self) -> None:
+            super().setup()
+            stats.record_connection()
+            shaper.on_connect()
+
+        def send_body(self, *, status: int, body: bytes, content_type: str, head_only: bool = False,
+                      headers: dict[str, str] | None = None) -> None:  # fmt: skip
+            shaper.on_request(response_bytes=0 if head_only else len(body))
+            super().send_body(status=status, body=body, content_type=content_type, head_only=head_only,
+                              headers=headers)  # fmt: skip
+
         def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
             self._handle()
 
@@ -206,6 +233,7 @@ def _make_handler(
             kind = dice.draw()
             stats.record(kind)
             if kind == "reset":
+                shaper.on_request(response_bytes=0)
                 self._reset()
                 return
             if kind == "429":
@@ -236,6 +264,7 @@ def _make_handler(
                 conn.request(self.command, self.path, body=body or None, headers=headers)
                 response = conn.getresponse()
                 payload = response.read()  # small on the twin: JSON pages, COG ranges
+                shaper.on_request(response_bytes=0 if head_only else len(payload))
                 self.send_response(response.status, response.reason)
                 for key, value in response.getheaders():
                     if key.lower() not in _HOP:
@@ -247,6 +276,7 @@ def _make_handler(
                 self.end_headers()
                 if not head_only:
                     self.wfile.write(payload)
+                    stats.record_bytes(len(payload))
             finally:
                 conn.close()
 
@@ -259,18 +289,30 @@ class FaultProxy:
     Args:
         upstream: base URL of the real server (only scheme, host and port are used).
         config: what to inject.
+        net: the network imposed on every answer (None: loopback).
 
     Attributes:
         url: ``http://127.0.0.1:<port>``, the proxy's base URL (valid after :meth:`start`).
         stats: :class:`FaultStats` of this proxy.
     """
 
-    def __init__(self, *, upstream: str, config: FaultConfig) -> None:
+    def __init__(self, *, upstream: str, config: FaultConfig, net: NetProfile | None = None) -> None:
         self.stats = FaultStats()
         self._outage = _OutageState()
-        self._server = BackgroundHTTPServer(
-            handler=_make_handler(upstream=upstream, config=config, stats=self.stats, outage=self._outage)
+        self._shaper = NetShaper(net)
+        handler = _make_handler(
+            upstream=upstream, config=config, stats=self.stats, outage=self._outage, shaper=self._shaper
         )
+        self._server = BackgroundHTTPServer(handler=handler)
+
+    @property
+    def net(self) -> NetProfile:
+        """The network profile in force."""
+        return self._shaper.profile
+
+    def set_net(self, profile: NetProfile) -> None:
+        """Impose ``profile`` from the next request on (connections already open keep no set-up debt)."""
+        self._shaper.set(profile)
 
     def set_outage(self, kind: str, *, seconds: float | None = None) -> None:
         """Fail every request with ``kind`` (:data:`OUTAGE_KINDS`) for ``seconds`` (None: until

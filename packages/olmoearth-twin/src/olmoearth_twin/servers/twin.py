@@ -29,10 +29,14 @@ from olmoearth_twin.servers import pgstac
 from olmoearth_twin.servers.blobs import BlobStats, make_blob_handler
 from olmoearth_twin.servers.faults import FaultConfig, FaultProxy, FaultStats
 from olmoearth_twin.servers.http_thread import BackgroundHTTPServer
+from olmoearth_twin.servers.net import NetProfile, net_profile
 from olmoearth_twin.servers.postgres import PostgresServer
 from olmoearth_twin.servers.sas import DEFAULT_TTL, SAS_PREFIX, SasIssuer, make_sas_handler
 from olmoearth_twin.servers.stac_api import STAC_PREFIX, StacApiServer
 
+#: A named network profile (``wan``, ``far``, … :data:`~olmoearth_twin.servers.net.NET_PROFILES`) for a
+#: twin started without ``net=``: how ``make demo NET=wan`` / ``make dataset CATALOG=twin NET=wan`` reach it.
+NET_ENV = "OLMOEARTH_TWIN_NET"
 #: Suggested variable for a pipeline's catalogue URL (the twin exports it; production leaves it unset).
 STAC_URL_ENV = "OLMOEARTH_STAC_URL"
 #: The PC SDK's token endpoint override.
@@ -50,14 +54,21 @@ class Twin:
         token_ttl: SAS token lifetime (PC: 45 min).
         faults: inject faults (429/503/resets/slow answers, see :mod:`~olmoearth_twin.servers.faults`)
             through a proxy in front of the STAC API and one in front of the blob server; the public
-            ``stac_url``/``assets_url`` (and ``env``) then go through them. The SAS API is not proxied.
+            ``stac_url``/``assets_url`` (and ``env``) then go through them. The SAS API is not proxied
+            for faults.
+        net: a network to impose (latency, jitter, bandwidth, connection set-up; see
+            :class:`~olmoearth_twin.servers.net.NetProfile`) on the STAC API, the blob server *and* the
+            SAS API, through the same proxies (the SAS one injects no faults). None: loopback, unless
+            ``faults`` is set (then the proxies run without delays; :meth:`set_net` can add some), or
+            unless :data:`NET_ENV` names a profile.
 
     Attributes (valid once started):
         stac_url: STAC API root, ``http://127.0.0.1:<p>/api/stac/v1``.
         sas_url: token endpoint for ``PC_SDK_SAS_URL``, ``http://127.0.0.1:<q>/api/sas/v1/token``.
         assets_url: blob endpoint for ``OLMOEARTH_BLOB_ENDPOINT``, ``http://127.0.0.1:<r>``.
         direct_stac_url, direct_assets_url: the same, never through the fault proxies.
-        fault_stats: ``{"stac": FaultStats, "blobs": FaultStats}`` with faults, else ``{}``.
+        fault_stats: ``{"stac": FaultStats, "blobs": FaultStats}`` with faults or a network (plus
+            ``"sas"`` with a network), else ``{}``.
         dsn: libpq URL of the pgstac database.
         issuer: the :class:`SasIssuer` (token counter, verification).
         blob_stats: request counters of the blob server.
@@ -71,6 +82,7 @@ class Twin:
         catalog: Catalog | Sequence[Catalog] | None = None,
         token_ttl: dt.timedelta = DEFAULT_TTL,
         faults: FaultConfig | None = None,
+        net: NetProfile | None = None,
     ) -> None:
         self.root = Path(root).absolute()
         self.catalogs: list[Catalog] = [catalog] if isinstance(catalog, Catalog) else list(catalog or [])
@@ -89,6 +101,7 @@ class Twin:
         self._sas: BackgroundHTTPServer | None = None
         self._blobs: BackgroundHTTPServer | None = None
         self.faults = faults
+        self.net = net if net is not None or not os.environ.get(NET_ENV) else net_profile(os.environ[NET_ENV])
         self._proxies: dict[str, FaultProxy] = {}
         self.dsn = ""
 
@@ -126,8 +139,8 @@ class Twin:
                 pg_env=self._postgres.env, database=pgstac.DATABASE, workdir=self.root / "logs"
             )
             self._api.start()
-            if self.faults is not None:
-                self._start_proxies(self.faults)
+            if self.faults is not None or self.net is not None:
+                self._start_proxies(self.faults or FaultConfig(rate=0.0))
         except BaseException:
             self.stop()
             raise
@@ -150,16 +163,28 @@ class Twin:
         api = self._require(self._api, "stac_url")
         blobs = self._require(self._blobs, "assets_url")
         # Different seeds per proxy: the STAC and blob fault sequences are independent.
-        self._proxies["stac"] = FaultProxy(upstream=f"http://127.0.0.1:{api.port}", config=config)
+        net = self.net
+        self._proxies["stac"] = FaultProxy(upstream=f"http://127.0.0.1:{api.port}", config=config, net=net)
         self._proxies["blobs"] = FaultProxy(
-            upstream=blobs.url, config=dataclasses.replace(config, seed=config.seed + 1)
+            upstream=blobs.url, config=dataclasses.replace(config, seed=config.seed + 1), net=net
         )
+        if net is not None:
+            sas = self._require(self._sas, "sas_url")
+            self._proxies["sas"] = FaultProxy(upstream=sas.url, config=FaultConfig(rate=0.0), net=net)
         for proxy in self._proxies.values():
             proxy.start()
 
     @property
     def fault_stats(self) -> dict[str, FaultStats]:
         return {name: proxy.stats for name, proxy in self._proxies.items()}
+
+    def set_net(self, profile: NetProfile) -> None:
+        """Impose ``profile`` on every proxy from the next request on (the twin must have been started
+        with ``faults`` or ``net``: without proxies there is nothing to slow down)."""
+        if not self._proxies:
+            raise RuntimeError("the twin runs without proxies; start it with net=NetProfile() to change it")
+        for proxy in self._proxies.values():
+            proxy.set_net(profile)
 
     # -- addresses -------------------------------------------------------------------------------
     def _require(self, part: Any, what: str) -> Any:
@@ -179,7 +204,8 @@ class Twin:
 
     @property
     def sas_url(self) -> str:
-        return f"{self._require(self._sas, 'sas_url').url}{SAS_PREFIX}/token"
+        base = self._proxies["sas"].url if "sas" in self._proxies else self._require(self._sas, "sas_url").url
+        return f"{base}{SAS_PREFIX}/token"
 
     @property
     def assets_url(self) -> str:
