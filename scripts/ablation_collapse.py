@@ -47,8 +47,9 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     curves: dict[str, dict[str, list]] = {}
     for target in ("lite", "ema"):
-        overrides = [f"corpus={corpus}", f"run_dir={out / target}", f"target={target}",
-                     f"max_steps={args.steps}", "probe_every=10", "resume=false"]  # fmt: skip
+        overrides = [f"data.corpus={corpus}", f"run_dir={out / target}", f"model.target={target}",
+                     f"schedule.max_steps={args.steps}", "metrics.probe_every=10",
+                     "checkpoint.resume=false"]  # fmt: skip
         print(f"training {target} for {args.steps} steps", flush=True)
         run = train(TrainConfig.load(args.config, overrides=overrides))
         rows = [r for r in read_metrics(run / "metrics.jsonl") if "probe_loss" in r]

@@ -33,9 +33,9 @@ def test_demo_script_runs_offline_end_to_end(tmp_path: Path) -> None:
         str(data),
         "--run",
         str(run),
-        "global_batch=2",
-        "microbatch=2",
-        "probe_every=4",
+        "data.global_batch=2",
+        "data.microbatch=2",
+        "metrics.probe_every=4",
     ]
     out = subprocess.run(cmd, cwd=REPO_ROOT, capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]

@@ -8,6 +8,7 @@ import pytest
 
 from olmoearth_model.batch import Batch, MaskValue
 from olmoearth_model.data.dataset import BatchDataset, LoaderConfig
+from olmoearth_model.train.config import TrainConfig
 
 
 def _decoded(batch: Batch) -> list[list[bool]]:
@@ -47,3 +48,15 @@ def accumulation_batches(fake_corpus: Path) -> dict[str, Batch]:
             found.setdefault(kind, batch)
     assert found.keys() == {"every", "uneven"}, f"the fake corpus's epoch 0 lacks a batch kind: {list(found)}"
     return found
+
+
+def small_config(corpus: Path, run: Path, *overrides: str) -> TrainConfig:
+    """A Nano run on a fake corpus in a few CPU seconds: 2-sample batches, small crops, every sample
+    (``data.split: null``), 12 steps, probe and checkpoint every 4; ``a.b=value`` ``overrides`` on top."""
+    base = TrainConfig().updated(
+        f"data.corpus={corpus}", f"run_dir={run}", "model.size=nano", "data.split=null",
+        "data.global_batch=2", "data.microbatch=1", "data.token_budget=400", "data.patch_sizes=[4, 8]",
+        "data.crop_tokens=[2, 4]", "schedule.max_steps=12", "schedule.warmup_steps=3",
+        "metrics.probe_every=4", "checkpoint.every_steps=4", "optim.lr=1e-3", "optim.weight_decay=0.002",
+    )  # fmt: skip
+    return base.updated(*overrides)

@@ -24,11 +24,13 @@ from safetensors.torch import load_file
 from olmoearth_model.batch import Batch
 from olmoearth_model.data.dataset import BatchDataset, LoaderConfig
 from olmoearth_model.losses import LossConfig
+from olmoearth_model.train.build import build_model_for_corpus
 from olmoearth_model.train.checkpoint import CHECKPOINT_NAME
-from olmoearth_model.train.config import OptimConfig, TrainConfig
+from olmoearth_model.train.config import TrainConfig
 from olmoearth_model.train.export import load_release
-from olmoearth_model.train.loop import ObjectiveModule, build_model_for_corpus, split_batch
 from olmoearth_model.train.parallel import Parallel, shard_fsdp2
+from olmoearth_model.train.step import ObjectiveModule, split_batch
+from tests.train.conftest import small_config
 
 RTOL = 1e-5  # FSDP2 vs DDP, per logged value (fp32 reduction order only)
 COMPARED = ("loss", "patch_a", "patch_b", "contrastive", "grad_norm", "probe_loss", "probe_embedding_std")
@@ -37,21 +39,8 @@ ENV = os.environ | {"OMP_NUM_THREADS": "1"}
 
 
 def _config(path: Path, corpus: Path, run: Path, *, parallel: str) -> list[str]:
-    cfg = TrainConfig(
-        corpus=str(corpus),
-        run_dir=str(run),
-        size="nano",
-        parallel=parallel,
-        max_steps=8,
-        global_batch=2,
-        microbatch=1,
-        token_budget=400,
-        patch_sizes=(4, 8),
-        crop_tokens=(2, 4),
-        probe_every=3,
-        checkpoint_every=4,
-        optim=OptimConfig(lr=1e-3, weight_decay=0.002, warmup_steps=3),
-    )
+    cfg = small_config(corpus, run, f"parallel.mode={parallel}", "schedule.max_steps=8",
+                       "metrics.probe_every=3", "parallel.sync_every=2")  # fmt: skip
     cfg.save(path)
     return [*TORCHRUN, "-m", "olmoearth_model.cli", "train", "--config", str(path)]
 
@@ -99,12 +88,12 @@ def test_fsdp2_trains_like_ddp_resumes_exactly_and_exports_plain_weights(
     before_kill = [line for line in metrics.read_text().splitlines() if line.endswith("}")]
     # ...then rerun the same command: it resumes from the checkpoint and finishes.
     _run(cmd)
-    assert yaml.safe_load((fsdp / "config.yaml").read_text())["parallel"] == "fsdp2"
+    assert yaml.safe_load((fsdp / "config.yaml").read_text())["parallel"]["mode"] == "fsdp2"
     lines = metrics.read_text().splitlines()
     # Rows before the checkpoint are kept verbatim (timings included): the job resumed, not restarted.
     assert lines[:4] == before_kill[:4]
     # Steps 4.. were computed twice, by the killed job and from the checkpoint: bit-identical.
-    timing = ("samples_per_s", "tokens_per_s", "data_wait_share")
+    timing = ("samples_per_s", "tokens_per_s", "flops_per_s", "data_wait_share", "eta_s")
 
     def untimed(line: str) -> dict:
         return {k: v for k, v in json.loads(line).items() if k not in timing}
@@ -115,7 +104,8 @@ def test_fsdp2_trains_like_ddp_resumes_exactly_and_exports_plain_weights(
     # Same seed, same batches: FSDP2 logs what DDP logs, step by step.
     ddp_rows, fsdp_rows = _rows(ddp), _rows(fsdp)
     assert [r["step"] for r in fsdp_rows] == [r["step"] for r in ddp_rows] == list(range(8))
-    assert all(r["rank_divergence"] == 0.0 for r in ddp_rows)
+    assert [r["step"] for r in ddp_rows if "rank_divergence" in r] == [1, 3, 5, 7]  # every sync_every=2
+    assert all(r.get("rank_divergence", 0.0) == 0.0 for r in ddp_rows)
     assert not any("rank_divergence" in r for r in fsdp_rows)  # shards differ by design
     for a, b in zip(ddp_rows, fsdp_rows):
         assert b["lr"] == a["lr"]
@@ -156,7 +146,7 @@ def test_fsdp2_gradient_accumulation_equals_the_full_batch_gradient(
     DDP accumulation test), on a batch whose samples each have decoded tokens of every modality (as
     there); fp32 summation order differs, hence the tolerance.
     """
-    config = TrainConfig(corpus=str(fake_corpus), size="nano", contrastive=False)
+    config = TrainConfig().updated(f"data.corpus={fake_corpus}", "loss.contrastive=false")
     loss = LossConfig(contrastive=False)
     batch = accumulation_batches["every"]
 

@@ -3,7 +3,7 @@
 One real 1-step Nano run on the fake corpus, then resumes that change the batch, the model size or the
 corpus (another store: another path, and here another modality set) through ``train()`` and through
 the ``olmoearth-model train`` CLI. A refusal must leave every file of the run directory as it was;
-``--new-run`` (``resume=false``) starts over, moving the old checkpoint aside.
+``--new-run`` (``checkpoint.resume=false``) starts over, moving the old checkpoint aside.
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -27,6 +26,7 @@ from olmoearth_model.train.run_dir import (
     run_identity,
     start_run,
 )
+from tests.train.conftest import small_config
 
 
 def _snapshot(run: Path) -> dict[str, tuple[int, bytes]]:
@@ -41,10 +41,9 @@ def _snapshot(run: Path) -> dict[str, tuple[int, bytes]]:
 @pytest.fixture(scope="module")
 def finished_run(fake_corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> TrainConfig:
     """A 1-step Nano run on the fake corpus (checkpointed at its last step)."""
-    config = TrainConfig(
-        corpus=str(fake_corpus), run_dir=str(tmp_path_factory.mktemp("runs") / "r"), size="nano", max_steps=1,
-        global_batch=2, microbatch=2, token_budget=200, patch_sizes=(4, 4), crop_tokens=(2, 2),
-    )  # fmt: skip
+    config = small_config(fake_corpus, tmp_path_factory.mktemp("runs") / "r", "schedule.max_steps=1",
+                          "data.microbatch=2", "data.token_budget=200", "data.patch_sizes=[4, 4]",
+                          "data.crop_tokens=[2, 2]")  # fmt: skip
     train(config)
     assert (Path(config.run_dir) / "checkpoint.pt").exists() and (Path(config.run_dir) / "run.json").exists()
     return config
@@ -59,15 +58,24 @@ def other_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_same_settings_and_free_keys_resume(finished_run: TrainConfig) -> None:
     check_resume(finished_run)
-    check_resume(replace(finished_run, max_steps=50, microbatch=1, num_workers=2, log_every=5))
+    check_resume(
+        finished_run.updated(
+            "schedule.max_steps=50",
+            "data.microbatch=1",
+            "data.num_workers=2",
+            "metrics.log_every=5",
+            "optim.lr=1e-4",
+            "parallel.sync_every=3",
+        )
+    )
 
 
 @pytest.mark.parametrize(
     ("change", "keys"),
     [
-        ({"global_batch": 4}, ["global_batch"]),
-        ({"size": "tiny"}, ["size"]),
-        ({"seed": 1, "target": "ema"}, ["target", "seed"]),
+        ({"data.global_batch": 4}, ["data.global_batch"]),
+        ({"model.size": "tiny"}, ["model.size"]),
+        ({"data.seed": 1, "model.target": "ema"}, ["model.target", "data.seed"]),
     ],
 )
 def test_changed_settings_are_refused_before_anything_is_written(
@@ -76,13 +84,14 @@ def test_changed_settings_are_refused_before_anything_is_written(
     run = Path(finished_run.run_dir)
     before = _snapshot(run)
     with pytest.raises(RunMismatchError) as err:
-        train(replace(finished_run, max_steps=3, **change))
+        train(finished_run.updated("schedule.max_steps=3", *(f"{k}={v}" for k, v in change.items())))
     message = str(err.value)
     assert "\n" not in message and message.startswith(
         f"run directory {run} holds a run with other settings ("
     )
     for key in keys:
-        assert f"{key}: {getattr(finished_run, key)!r} -> {change[key]!r}" in message
+        section, name = key.split(".")
+        assert f"{key}: {getattr(getattr(finished_run, section), name)!r} -> {change[key]!r}" in message
     assert "--new-run" in message
     assert _snapshot(run) == before  # config.yaml, run.json, checkpoint, metrics: untouched
 
@@ -95,25 +104,27 @@ def test_another_corpus_is_refused(finished_run: TrainConfig, other_corpus: Path
         match=r"\(corpus: .* -> .*s2\.zarr', modalities: \[.*'sentinel1'.*\] -> \['sentinel2_l2a'\], "
         r"samples: 7 -> 3\)",
     ):
-        train(replace(finished_run, corpus=str(other_corpus)))
+        train(finished_run.updated(f"data.corpus={other_corpus}"))
     # a copy of the same corpus at another path is another corpus too
-    copy = shutil.copytree(finished_run.corpus, tmp_path / "copy.zarr")
+    copy = shutil.copytree(finished_run.data.corpus, tmp_path / "copy.zarr")
     with pytest.raises(RunMismatchError, match=r"\(corpus: "):
-        check_resume(replace(finished_run, corpus=str(copy)))
+        check_resume(finished_run.updated(f"data.corpus={copy}"))
     assert _snapshot(run) == before
 
 
 def test_cli_refuses_in_one_line_and_writes_nothing(finished_run: TrainConfig, tmp_path: Path) -> None:
     run = Path(finished_run.run_dir)
     config = tmp_path / "c.yaml"
-    config.write_text(yaml.safe_dump(replace(finished_run, global_batch=4, size="tiny").to_dict()))
+    finished_run.updated("data.global_batch=4", "model.size=tiny").save(config)
     before = _snapshot(run)
     cmd = [sys.executable, "-m", "olmoearth_model.cli", "train", "--config", str(config)]
     refused = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert refused.returncode == 2
     lines = refused.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: run directory "), refused.stderr[-2000:]
-    assert "size: 'nano' -> 'tiny'" in lines[0] and "global_batch: 2 -> 4" in lines[0]
+    assert len(lines) == 1 and lines[0].startswith("olmoearth-model: error: run directory "), refused.stderr[
+        -2000:
+    ]
+    assert "model.size: 'nano' -> 'tiny'" in lines[0] and "data.global_batch: 2 -> 4" in lines[0]
     assert _snapshot(run) == before
 
 
@@ -123,13 +134,13 @@ def test_new_run_starts_over_and_moves_the_old_checkpoint_aside(
     from olmoearth_model.cli import _parser
 
     args = _parser().parse_args(["train", "--config", "c.yaml", "--new-run"])
-    assert args.new_run  # the CLI turns it into the override resume=false
+    assert args.new_run  # the CLI turns it into the override checkpoint.resume=false
     run = Path(shutil.copytree(finished_run.run_dir, tmp_path / "r"))
     old_checkpoint = (run / "checkpoint.pt").read_bytes()
-    new = replace(finished_run, run_dir=str(run), global_batch=4, resume=False)
+    new = finished_run.updated(f"run_dir={run}", "data.global_batch=4", "checkpoint.resume=false")
     check_resume(new)  # a new run is never refused
     start_run(new)  # what train() does first on rank 0
-    assert yaml.safe_load((run / "config.yaml").read_text())["global_batch"] == 4
+    assert yaml.safe_load((run / "config.yaml").read_text())["data"]["global_batch"] == 4
     assert not (run / "checkpoint.pt").exists(), "the new run must not resume from the old checkpoint"
     assert (run / PREVIOUS_CHECKPOINT).read_bytes() == old_checkpoint
-    assert run_identity(new)["global_batch"] == 4
+    assert run_identity(new)["data.global_batch"] == 4

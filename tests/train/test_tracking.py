@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from olmoearth_model.train.config import MetricsConfig, OptimConfig, TrainConfig, WandbConfig
+from olmoearth_model.train.config import MetricsConfig, TrainConfig
 from olmoearth_model.train.tracking import TENSORBOARD_DIR, MissingTrackerError, scalars_of
+from tests.train.conftest import small_config
 
 
 def _read_wandb_records(path: Path) -> list:
@@ -50,20 +51,11 @@ def test_tensorboard_and_wandb_offline_log_the_jsonl_scalars(fake_corpus: Path, 
     from tensorboard.util import tensor_util
 
     run = tmp_path / "run"
-    config = TrainConfig(
-        corpus=str(fake_corpus),
-        run_dir=str(run),
-        size="nano",
-        max_steps=5,
-        global_batch=2,
-        microbatch=2,
-        token_budget=400,
-        patch_sizes=(4, 8),
-        crop_tokens=(2, 4),
-        probe_every=2,
-        optim=OptimConfig(lr=1e-3, warmup_steps=2),
-        metrics=MetricsConfig(tensorboard=True, wandb=WandbConfig(project="olmoearth-test", mode="offline")),
-    )
+    config = small_config(
+        fake_corpus, run, "schedule.max_steps=5", "data.microbatch=2", "metrics.probe_every=2",
+        "schedule.warmup_steps=2", "metrics.tensorboard=true",
+        "metrics.wandb={project: olmoearth-test, mode: offline}",
+    )  # fmt: skip
     config.save(tmp_path / "config.yaml")
     env = os.environ | {"WANDB_MODE": "offline", "WANDB_DIR": str(tmp_path / "wandb"), "WANDB_SILENT": "true"}
     (tmp_path / "wandb").mkdir()
@@ -97,7 +89,7 @@ def test_tensorboard_and_wandb_offline_log_the_jsonl_scalars(fake_corpus: Path, 
     (run_record,) = [r.run for r in records if r.WhichOneof("record_type") == "run"]
     assert run_record.project == "olmoearth-test" and run_record.display_name == "run"
     wandb_config = {u.key: json.loads(u.value_json) for u in run_record.config.update}
-    assert wandb_config["size"] == "nano" and wandb_config["metrics"]["tensorboard"] is True
+    assert wandb_config["model"]["size"] == "nano" and wandb_config["metrics"]["tensorboard"] is True
     history = {}
     for record in records:
         if record.WhichOneof("record_type") == "history":
@@ -112,10 +104,8 @@ def test_missing_tracker_package_names_the_extra(monkeypatch: pytest.MonkeyPatch
     from olmoearth_model.train.loop import train
 
     monkeypatch.setitem(sys.modules, "wandb", None)
-    config = TrainConfig(
-        corpus=str(tmp_path / "no-corpus.zarr"),
-        run_dir=str(tmp_path / "run"),
-        metrics=MetricsConfig(wandb=WandbConfig(project="p")),
+    config = TrainConfig().updated(
+        f"data.corpus={tmp_path / 'no-corpus.zarr'}", f"run_dir={tmp_path / 'run'}", "metrics.wandb.project=p"
     )
     with pytest.raises(MissingTrackerError, match=r"metrics\.wandb.*olmoearth-model\[tracking\]"):
         train(config)

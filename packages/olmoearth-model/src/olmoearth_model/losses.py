@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from olmoearth_model.batch import MaskValue
-from olmoearth_model.nn.tokens import flatten_tokens, gather_tokens, select_tokens
+from olmoearth_model.nn.tokens import TokenLengths, flatten_tokens, gather_tokens, select_tokens
 
 # Fill for padded logits: far below any cos/τ (|cos/τ| ≤ 1/τ) yet finite, so fully padded rows give
 # finite values and zero — not NaN — gradients.
@@ -54,7 +54,7 @@ class LossConfig:
 
 
 def _per_sample_discrimination(
-    *, pred: Tensor, target: Tensor, keep: Tensor, tau: float
+    *, pred: Tensor, target: Tensor, keep: Tensor, tau: float, length: int | None = None
 ) -> tuple[Tensor, Tensor]:
     """Patch discrimination of each sample over its ``keep`` tokens.
 
@@ -67,7 +67,7 @@ def _per_sample_discrimination(
     Returns:
         fp32 ``[B]`` loss per sample (0 where nothing is kept) and int64 ``[B]`` kept counts.
     """
-    sel = select_tokens(keep=keep)
+    sel = select_tokens(keep=keep, length=length)
     p = F.normalize(gather_tokens(x=pred, selection=sel), dim=-1)
     z = F.normalize(gather_tokens(x=target, selection=sel), dim=-1)
     logits = torch.einsum("bid,bjd->bij", p, z) / tau
@@ -78,9 +78,25 @@ def _per_sample_discrimination(
     return per_sample, sel.counts
 
 
-def _mean_over_nonempty(per_sample: Tensor, counts: Tensor) -> Tensor:
+def _mean_over_nonempty(per_sample: Tensor, counts: Tensor, denominator: Tensor | None = None) -> Tensor:
+    """Sum over samples with kept tokens ÷ their number (or ÷ ``denominator``, the whole batch's count
+    when ``per_sample`` is one microbatch of it: then the microbatch sums add up to the batch's mean)."""
     has = (counts > 0).to(per_sample.dtype)
-    return (per_sample * has).sum() / has.sum().clamp(min=1)
+    denominator = has.sum() if denominator is None else denominator.to(per_sample.dtype)
+    return (per_sample * has).sum() / denominator.clamp(min=1)
+
+
+#: Key of :func:`decoded_sample_counts` for ``patch_discrimination`` (one count over all modalities).
+ALL_MODALITIES = "*"
+
+
+def decoded_sample_counts(*, masks: Mapping[str, Tensor], config: LossConfig) -> dict[str, Tensor]:
+    """Samples with at least one DECODER token, per modality (or over all, key :data:`ALL_MODALITIES`,
+    for ``patch_discrimination``): the denominators of the patch loss of one view, as device scalars."""
+    has = {m: (x == MaskValue.DECODER).flatten(1).any(dim=1) for m, x in masks.items()}
+    if config.patch_loss == "patch_discrimination":
+        return {ALL_MODALITIES: torch.stack(list(has.values())).any(dim=0).sum()}
+    return {m: h.sum() for m, h in has.items()}
 
 
 def modality_patch_discrimination(
@@ -89,6 +105,8 @@ def modality_patch_discrimination(
     targets: Mapping[str, Tensor],
     masks: Mapping[str, Tensor],
     tau: float = 0.1,
+    denominators: Mapping[str, Tensor] | None = None,
+    lengths: TokenLengths | None = None,
 ) -> Tensor:
     """v1 patch-discrimination loss of one view (recipe §7.1).
 
@@ -97,6 +115,9 @@ def modality_patch_discrimination(
         targets: per modality ``[B, h, w, T_m, S_m, D]`` (same layout).
         masks: per modality int ``[B, h, w, T_m, S_m]`` of the *prediction's* view; DECODER tokens count.
         tau: temperature.
+        denominators: per modality, samples with decoded tokens in the whole batch when this is one
+            microbatch of it (:func:`decoded_sample_counts`); None: this batch's own counts.
+        lengths: the view's padded lengths, if known (saves one host sync per modality).
 
     Returns:
         fp32 scalar: Σ over modalities of the mean over samples with decoded tokens.
@@ -112,9 +133,11 @@ def modality_patch_discrimination(
                 target=targets[m].float().reshape(B, keep.shape[1], -1),
                 keep=keep,
                 tau=tau,
+                length=None if lengths is None else lengths.decoded_per_modality[m],
             )
             # a modality without decoded tokens contributes exactly 0 (skipped), without a host sync
-            total = total + _mean_over_nonempty(per_sample, counts)
+            den = None if denominators is None else denominators[m]
+            total = total + _mean_over_nonempty(per_sample, counts, den)
         return total
 
 
@@ -124,6 +147,8 @@ def patch_discrimination(
     targets: Mapping[str, Tensor],
     masks: Mapping[str, Tensor],
     tau: float = 0.1,
+    denominators: Mapping[str, Tensor] | None = None,
+    lengths: TokenLengths | None = None,
 ) -> Tensor:
     """Ablation: one discrimination per sample over the DECODER tokens of all its modalities.
 
@@ -137,9 +162,11 @@ def patch_discrimination(
         target, _ = flatten_tokens(tokens={m: targets[m].float() for m in names})
         mask, _ = flatten_tokens(tokens={m: masks[m] for m in names})
         per_sample, counts = _per_sample_discrimination(
-            pred=pred, target=target, keep=mask == MaskValue.DECODER, tau=tau
-        )
-        return _mean_over_nonempty(per_sample, counts)
+            pred=pred, target=target, keep=mask == MaskValue.DECODER, tau=tau,
+            length=None if lengths is None else lengths.decoded,
+        )  # fmt: skip
+        den = None if denominators is None else denominators[ALL_MODALITIES]
+        return _mean_over_nonempty(per_sample, counts, den)
 
 
 def info_nce(*, a: Tensor, b: Tensor, tau: float = 0.1, weight: float = 0.1) -> Tensor:
@@ -167,12 +194,17 @@ def patch_loss(
     predictions: Mapping[str, Tensor],
     targets: Mapping[str, Tensor],
     masks: Mapping[str, Tensor],
+    denominators: Mapping[str, Tensor] | None = None,
+    lengths: TokenLengths | None = None,
 ) -> Tensor:
-    """The patch loss ``config`` names, for one view."""
+    """The patch loss ``config`` names, for one view (``denominators``: see :func:`decoded_sample_counts`)."""
     if config.patch_loss == "modality_patch_discrimination":
         fn = modality_patch_discrimination
     elif config.patch_loss == "patch_discrimination":
         fn = patch_discrimination
     else:
         raise ValueError(f"unknown patch loss {config.patch_loss!r}")
-    return fn(predictions=predictions, targets=targets, masks=masks, tau=config.tau)
+    return fn(
+        predictions=predictions, targets=targets, masks=masks, tau=config.tau, denominators=denominators,
+        lengths=lengths,
+    )  # fmt: skip

@@ -10,6 +10,7 @@ import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from olmoearth_data.modalities import ModalitySpec
+from olmoearth_data.splits import check_split, corpus_splits
 from olmoearth_model.batch import Batch
 from olmoearth_model.data.reader import CorpusReader
 from olmoearth_model.data.sampling import batch_rng, epoch_order, plan_batch, plan_crop
@@ -29,6 +30,7 @@ class LoaderConfig:
     patch_sizes: tuple[int, int] = (1, 8)
     crop_tokens: tuple[int, int] = (1, 12)
     modalities: tuple[str, ...] | None = None
+    split: str | None = None  # "train" / "validation" / "test" (olmoearth_data.splits); None = every sample
 
 
 class BatchDataset(IterableDataset):
@@ -41,8 +43,10 @@ class BatchDataset(IterableDataset):
             raise ValueError(f"global batch {config.global_batch} does not split over {world_size} ranks")
         self.config, self.epoch, self.start_batch = config, epoch, start_batch
         self.rank, self.world_size = rank, world_size
+        check_split(config.split)
         self._reader: CorpusReader | None = None
         self._order: np.ndarray | None = None
+        self._usable: np.ndarray | None = None
 
     @property
     def reader(self) -> CorpusReader:
@@ -50,15 +54,23 @@ class BatchDataset(IterableDataset):
             self._reader = CorpusReader(self.config.corpus, modalities=self.config.modalities)
         return self._reader
 
+    @property
+    def usable_indices(self) -> np.ndarray:
+        """int64 corpus rows this dataset draws from: complete samples of ``config.split`` (or all)."""
+        if self._usable is None:
+            rows = self.reader.complete_indices
+            if self.config.split is not None:
+                rows = rows[corpus_splits(self.config.corpus)[rows] == self.config.split]
+            self._usable = rows
+        return self._usable
+
     def num_batches(self) -> int:
-        return len(self.reader.complete_indices) // self.config.global_batch
+        return len(self.usable_indices) // self.config.global_batch
 
     def batch_rows(self, batch: int) -> tuple[np.ndarray, np.ndarray]:
         """This rank's corpus rows of global batch ``batch`` and their positions in that batch."""
         if self._order is None:
-            self._order = epoch_order(
-                indices=self.reader.complete_indices, seed=self.config.seed, epoch=self.epoch
-            )
+            self._order = epoch_order(indices=self.usable_indices, seed=self.config.seed, epoch=self.epoch)
         g = self.config.global_batch
         rows = self._order[batch * g : (batch + 1) * g]
         positions = np.arange(self.rank, len(rows), self.world_size)

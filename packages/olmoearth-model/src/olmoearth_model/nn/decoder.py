@@ -26,6 +26,7 @@ from olmoearth_model.batch import MaskValue
 from olmoearth_model.nn.attention import Block, init_linear_xavier, safe_key_mask
 from olmoearth_model.nn.encodings import CompositeEncodings
 from olmoearth_model.nn.tokens import (
+    TokenLengths,
     flatten_tokens,
     gather_tokens,
     scatter_tokens,
@@ -70,6 +71,7 @@ class Decoder(nn.Module):
         masks: Mapping[str, Tensor],
         timestamps: Tensor,
         patch_size: int,
+        lengths: TokenLengths | None = None,
     ) -> dict[str, Tensor]:
         """Predict one view.
 
@@ -78,6 +80,7 @@ class Decoder(nn.Module):
             masks: per modality int ``[B, h, w, T_m, S_m]`` token roles of the same view.
             timestamps: int ``[B, T, 3]`` (day, month0, year).
             patch_size: ``p`` in 10 m pixels (scales the spatial encoding).
+            lengths: the view's padded lengths, if known (saves two host syncs).
 
         Returns:
             per modality ``[B, h, w, T_m, S_m, D_enc]``: predictions at DECODER positions, 0 elsewhere.
@@ -92,8 +95,10 @@ class Decoder(nn.Module):
         pos, _ = flatten_tokens(tokens=enc)
         flat_mask, _ = flatten_tokens(tokens={m: masks[m] for m in layout.names})
         # MISSING and TARGET_ENCODER_ONLY tokens take part in neither set
-        ctx_sel = select_tokens(keep=flat_mask == MaskValue.ONLINE_ENCODER)
-        qry_sel = select_tokens(keep=flat_mask == MaskValue.DECODER)
+        ctx_sel = select_tokens(
+            keep=flat_mask == MaskValue.ONLINE_ENCODER, length=lengths and lengths.encoded
+        )
+        qry_sel = select_tokens(keep=flat_mask == MaskValue.DECODER, length=lengths and lengths.decoded)
 
         context = self.encoder_to_decoder(self.input_norm(gather_tokens(x=x, selection=ctx_sel)))
         context = context + gather_tokens(x=pos, selection=ctx_sel)

@@ -86,7 +86,13 @@ class Encoder(nn.Module):
         }
 
     def forward(
-        self, *, data: Mapping[str, Tensor], masks: Mapping[str, Tensor], timestamps: Tensor, patch_size: int
+        self,
+        *,
+        data: Mapping[str, Tensor],
+        masks: Mapping[str, Tensor],
+        timestamps: Tensor,
+        patch_size: int,
+        length: int | None = None,
     ) -> EncoderOutput:
         """Encode one masked view.
 
@@ -95,6 +101,7 @@ class Encoder(nn.Module):
             masks: per modality int ``[B, h, w, T_m, S_m]`` token roles (:class:`MaskValue`).
             timestamps: int ``[B, T, 3]`` (day, month0, year).
             patch_size: ``p`` in 10 m pixels.
+            length: most encoded tokens of a sample, if known (saves a host sync; see ``TokenLengths``).
 
         Returns:
             :class:`EncoderOutput`.
@@ -103,7 +110,7 @@ class Encoder(nn.Module):
         tokens = self.add_encodings(tokens=tokens, timestamps=timestamps, patch_size=patch_size)
         x, layout = flatten_tokens(tokens=tokens)
         flat_mask, _ = flatten_tokens(tokens={m: masks[m] for m in layout.names})
-        sel = select_tokens(keep=flat_mask == MaskValue.ONLINE_ENCODER)
+        sel = select_tokens(keep=flat_mask == MaskValue.ONLINE_ENCODER, length=length)
         h = gather_tokens(x=x, selection=sel)
         key_mask = safe_key_mask(sel.valid)
         for block in self.blocks:

@@ -11,6 +11,7 @@ from olmoearth_model.nn.decoder import Decoder
 from olmoearth_model.nn.encoder import Encoder
 from olmoearth_model.nn.sizes import ModelConfig
 from olmoearth_model.nn.targets import EMATarget, LiteTarget
+from olmoearth_model.nn.tokens import TokenLengths
 
 
 @dataclass
@@ -70,7 +71,13 @@ class LatentMIM(nn.Module):
             raise ValueError(f"unknown target {config.target!r}; expected 'lite' or 'ema'")
 
     def forward(
-        self, *, data: Mapping[str, Tensor], masks: Mapping[str, Tensor], timestamps: Tensor, patch_size: int
+        self,
+        *,
+        data: Mapping[str, Tensor],
+        masks: Mapping[str, Tensor],
+        timestamps: Tensor,
+        patch_size: int,
+        lengths: TokenLengths | None = None,
     ) -> LatentMIMOutput:
         """Encode and decode one masked view.
 
@@ -79,9 +86,13 @@ class LatentMIM(nn.Module):
             masks: per modality int8 ``[B, h, w, T_m, S_m]`` token roles of this view.
             timestamps: int64 ``[B, T, 3]`` (day, month0, year).
             patch_size: ``p`` in 10 m pixels (1..8).
+            lengths: the view's padded lengths (:func:`~olmoearth_model.nn.tokens.token_lengths`), if
+                known: then no host sync happens here; None reads them from the masks (3 syncs).
         """
-        enc = self.encoder(data=data, masks=masks, timestamps=timestamps, patch_size=patch_size)
-        decoded = self.decoder(latent=enc.tokens, masks=masks, timestamps=timestamps, patch_size=patch_size)
+        enc = self.encoder(data=data, masks=masks, timestamps=timestamps, patch_size=patch_size,
+                           length=lengths and lengths.encoded)  # fmt: skip
+        decoded = self.decoder(latent=enc.tokens, masks=masks, timestamps=timestamps, patch_size=patch_size,
+                               lengths=lengths)  # fmt: skip
         return LatentMIMOutput(latent=enc.tokens, decoded=decoded, pooled=enc.pooled)
 
     def compute_targets(

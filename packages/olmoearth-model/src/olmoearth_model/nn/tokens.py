@@ -74,11 +74,13 @@ class Selection:
     counts: Tensor
 
 
-def select_tokens(*, keep: Tensor) -> Selection:
+def select_tokens(*, keep: Tensor, length: int | None = None) -> Selection:
     """Left-align the ``keep`` tokens of every sample (stable sort) and truncate to the longest.
 
     Args:
         keep: bool ``[B, N]``.
+        length: the longest sample's count when the caller knows it (:class:`TokenLengths`: all of a
+            step's lengths read in one host sync); None reads ``counts.max()`` here (one sync).
 
     Returns:
         A :class:`Selection` with ``n = max(1, max_b counts[b])`` (at least 1 so downstream shapes stay
@@ -86,7 +88,9 @@ def select_tokens(*, keep: Tensor) -> Selection:
     """
     counts = keep.sum(dim=1)
     order = torch.sort(keep.to(torch.int8), dim=1, descending=True, stable=True).indices
-    n = max(1, int(counts.max())) if keep.numel() else 1
+    if length is None:
+        length = int(counts.max()) if keep.numel() else 1
+    n = max(1, length)
     n = min(n, keep.shape[1])
     index = order[:, :n]
     valid = torch.arange(n, device=keep.device)[None, :] < counts[:, None]
@@ -105,3 +109,43 @@ def scatter_tokens(*, x: Tensor, selection: Selection, num_tokens: int) -> Tenso
     # padding rows point at distinct non-selected positions, so writing zeros there is harmless
     values = torch.where(selection.valid[..., None], x, torch.zeros((), dtype=x.dtype, device=x.device))
     return out.scatter(1, selection.index[..., None].expand(-1, -1, D), values)
+
+
+@dataclass(frozen=True)
+class TokenLengths:
+    """Padded lengths of one masked view, read from its masks in a single host sync.
+
+    Attributes:
+        encoded: most ONLINE_ENCODER tokens of a sample (encoder sequence, decoder context).
+        decoded: most DECODER tokens of a sample over all modalities (decoder queries).
+        decoded_per_modality: most DECODER tokens of a sample, per modality (the patch losses).
+    """
+
+    encoded: int
+    decoded: int
+    decoded_per_modality: dict[str, int]
+
+
+def token_lengths(
+    views: list[dict[str, Tensor]], *, encoder: int = 0, decoder: int = 2
+) -> list[TokenLengths]:
+    """:class:`TokenLengths` of each view's per-modality masks ``[B, ...]``, in one ``tolist()``.
+
+    ``encoder``/``decoder`` are the mask values of encoded and decoded tokens (``MaskValue``).
+    """
+    rows = []
+    for masks in views:
+        enc = [(m == encoder).flatten(1).sum(1) for m in masks.values()]
+        dec = [(m == decoder).flatten(1).sum(1) for m in masks.values()]
+        rows += [torch.stack(enc).sum(0).max(), torch.stack(dec).sum(0).max(), *(d.max() for d in dec)]
+    values = torch.stack(rows).tolist()  # the one host read
+    out, i = [], 0
+    for masks in views:
+        per_modality = dict(zip(masks, (int(v) for v in values[i + 2 : i + 2 + len(masks)])))
+        out.append(
+            TokenLengths(
+                encoded=int(values[i]), decoded=int(values[i + 1]), decoded_per_modality=per_modality
+            )
+        )
+        i += 2 + len(masks)
+    return out

@@ -46,6 +46,13 @@ class TrainState:
     epoch: int = 0
     next_batch: int = 0  # index of the next global batch within ``epoch``
 
+    def advance(self, *, num_batches: int) -> None:
+        """One optimiser step done on batch ``next_batch`` of an epoch of ``num_batches`` batches."""
+        self.step += 1
+        self.next_batch += 1
+        if self.next_batch >= num_batches:
+            self.epoch, self.next_batch = self.epoch + 1, 0
+
 
 def _gather_options() -> StateDictOptions:
     # Under a process group, cpu_offload=True gathers to rank 0 only (the other ranks get {}).

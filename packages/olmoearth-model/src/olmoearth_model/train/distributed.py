@@ -46,22 +46,24 @@ def shutdown_distributed() -> None:
         dist.destroy_process_group()
 
 
-def any_rank(flag: bool, *, env: DistEnv, device: torch.device) -> bool:
-    """True on every rank if ``flag`` is true on any (e.g. one rank got SIGTERM: all stop together)."""
-    if not env.enabled:
-        return flag
-    t = torch.tensor([int(flag)], device=device)
-    dist.all_reduce(t, op=dist.ReduceOp.MAX)
-    return bool(t.item())
-
-
 @torch.no_grad()
-def rank_divergence(parameters: list[torch.Tensor], *, env: DistEnv) -> float:
-    """Spread (max − min over ranks) of a float64 checksum of the weights: 0.0 when ranks are in sync."""
-    checksum = torch.stack([p.detach().double().sum() for p in parameters]).sum().reshape(1)
+def sync_ranks(
+    *, stop: bool, parameters: list[torch.Tensor] | None, env: DistEnv, device: torch.device
+) -> tuple[bool, float | None]:
+    """One all-reduce for the periodic rank check: ``(stop on any rank, weight divergence)``.
+
+    ``parameters``: replicated weights (DDP) to compare across ranks through a float64 checksum —
+    the divergence is its spread (max − min over ranks), 0.0 when the ranks are in sync; None (FSDP2
+    shards differ by design) gives None. One process: ``(stop, 0.0 or None)`` without communication.
+    """
+    checksum = None
+    if parameters is not None:
+        checksum = torch.stack([p.detach().double().sum() for p in parameters]).sum()
     if not env.enabled:
-        return 0.0
-    high, low = checksum.clone(), checksum.clone()
-    dist.all_reduce(high, op=dist.ReduceOp.MAX)
-    dist.all_reduce(low, op=dist.ReduceOp.MIN)
-    return float(high - low)
+        return stop, None if checksum is None else 0.0
+    # [stop, checksum, −checksum] under MAX gives any-stop, max and −min in one collective.
+    c = torch.zeros((), dtype=torch.float64, device=device) if checksum is None else checksum.to(device)
+    t = torch.stack([torch.tensor(float(stop), dtype=torch.float64, device=device), c, -c])
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    flag, high, neg_low = t.tolist()
+    return flag > 0, None if checksum is None else high + neg_low

@@ -1,329 +1,219 @@
-"""The training loop: one readable loop over batches, microbatches and optimiser steps."""
+"""The training loop, top to bottom: set up, then for each batch one step, log, probe, sync, checkpoint.
+
+The step itself (:mod:`~olmoearth_model.train.step`) keeps everything on the device; the host reads
+tensors only when a record is due (``metrics.log_every``) and at the rank check
+(``parallel.sync_every``: one all-reduce carrying the stop signal and the DDP weight checksum).
+"""
 
 from __future__ import annotations
 
-import json
 import logging
-import signal
-import sys
-import time
-from dataclasses import replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from olmoearth_model.batch import Batch
-from olmoearth_model.data.dataset import BatchDataset, LoaderConfig, make_loader
-from olmoearth_model.data.reader import CorpusReader
-from olmoearth_model.losses import LossConfig
-from olmoearth_model.nn.latent_mim import LatentMIM
-from olmoearth_model.nn.sizes import ModelConfig, get_size
-from olmoearth_model.objective import latent_mim_objective
-from olmoearth_model.train.checkpoint import (
-    TrainState,
-    full_model_state,
-    load_checkpoint,
-    save_checkpoint,
+from olmoearth_model.data.dataset import BatchDataset
+from olmoearth_model.train.build import (
+    build_model,
+    build_model_for_corpus,
+    fit_to_machine,
+    loader_config,
+    pick_device,
+    unsharded_model,
 )
+from olmoearth_model.train.checkpoint import full_model_state
+from olmoearth_model.train.checkpointer import Checkpointer
 from olmoearth_model.train.config import TrainConfig
-from olmoearth_model.train.distributed import (
-    DistEnv,
-    any_rank,
-    init_distributed,
-    rank_divergence,
-    shutdown_distributed,
-)
+from olmoearth_model.train.distributed import DistEnv, init_distributed, shutdown_distributed, sync_ranks
 from olmoearth_model.train.export import export_release
-from olmoearth_model.train.metrics import console_line, model_flops_utilisation, open_metrics, step_record
-from olmoearth_model.train.monitor import probe_metrics
-from olmoearth_model.train.parallel import Parallel, clip_gradients, wrap_objective
+from olmoearth_model.train.feed import feed
+from olmoearth_model.train.metrics import FlopModel, Window, peak_flops, step_record
+from olmoearth_model.train.parallel import Parallel, wrap_objective
+from olmoearth_model.train.probe import Probe
 from olmoearth_model.train.run_dir import check_resume, start_run
+from olmoearth_model.train.run_log import RunLog
 from olmoearth_model.train.schedule import learning_rate
-from olmoearth_model.train.tracking import Trackers, check_trackers
+from olmoearth_model.train.step import (
+    PARTS,
+    NonFiniteGuard,
+    ObjectiveModule,
+    accumulate,
+    build_optimizer,
+    optimizer_step,
+    split_batch,
+)
+from olmoearth_model.train.tracking import check_trackers
+
+__all__ = [
+    "NonFiniteLossError", "ObjectiveModule", "TrainOutcome", "build_model_for_corpus", "pick_device",
+    "split_batch", "train", "train_run",
+]  # fmt: skip
 
 log = logging.getLogger(__name__)
 
 
-def pick_device(name: str, *, local_rank: int = 0) -> torch.device:
-    """``auto``: this rank's GPU when CUDA is available, else the CPU."""
-    if name == "auto":
-        if torch.cuda.is_available():
-            torch.cuda.set_device(local_rank)
-            return torch.device("cuda", local_rank)
-        return torch.device("cpu")
-    return torch.device(name)
+class NonFiniteLossError(ValueError):
+    """``optim.max_nonfinite_steps`` steps in a row had a non-finite loss or gradient norm."""
 
 
-def split_batch(batch: Batch, *, size: int) -> list[Batch]:
-    """Consecutive microbatches of at most ``size`` samples (all share p, h and T)."""
-    out = []
-    for start in range(0, batch.batch_size, size):
-        sl = slice(start, start + size)
-        out.append(
-            Batch(
-                patch_size=batch.patch_size,
-                data={k: v[sl] for k, v in batch.data.items()},
-                timestamps=batch.timestamps[sl],
-                masks_a={k: v[sl] for k, v in batch.masks_a.items()},
-                masks_b={k: v[sl] for k, v in batch.masks_b.items()},
-                sample_index=batch.sample_index[sl],
-            )
-        )
-    return out
+@dataclass(frozen=True)
+class TrainOutcome:
+    """Where the run is, and whether it reached ``schedule.max_steps`` (False: stopped by SIGTERM)."""
 
-
-def build_model_for_corpus(config: TrainConfig) -> LatentMIM:
-    """The model for the corpus's modality set, initialised from ``config.init_seed``."""
-    specs = CorpusReader(config.corpus).specs
-    torch.manual_seed(config.init_seed)
-    model_config = ModelConfig(
-        size=get_size(config.size), modalities=specs, target=config.target, ema_decay=config.ema_decay
-    )
-    return LatentMIM(config=model_config)
-
-
-def loader_config(config: TrainConfig) -> LoaderConfig:
-    return LoaderConfig(
-        corpus=config.corpus,
-        global_batch=config.global_batch,
-        seed=config.seed,
-        masking=config.masking,
-        num_workers=config.num_workers,
-        token_budget=config.token_budget,
-        patch_sizes=config.patch_sizes,
-        crop_tokens=config.crop_tokens,
-    )
-
-
-class _StopRequest:
-    """Set by SIGTERM: finish the current step, checkpoint, exit cleanly (clusters preempt this way)."""
-
-    def __init__(self) -> None:
-        self.requested = False
-        self._previous = signal.signal(signal.SIGTERM, self._handle)
-
-    def _handle(self, signum: int, frame: object) -> None:
-        self.requested = True
-
-    def restore(self) -> None:
-        signal.signal(signal.SIGTERM, self._previous)
+    run_dir: Path
+    finished: bool
 
 
 def train(config: TrainConfig) -> Path:
-    """Train (or resume) until ``config.max_steps`` optimiser steps; works alone or under ``torchrun``.
+    """:func:`train_run`'s run directory (finished, or checkpointed after a SIGTERM)."""
+    return train_run(config).run_dir
 
-    A run directory holding a checkpoint of other settings (model, corpus, modalities, batch, …) is
-    refused before anything is written (:mod:`~olmoearth_model.train.run_dir`); ``resume=false``
-    starts over. Writes ``config.yaml`` and ``run.json``, ``metrics.jsonl`` (one JSON line per step,
-    rank 0; also to TensorBoard/W&B when ``config.metrics`` turns them on), ``checkpoint.pt`` every
-    ``checkpoint_every`` steps and on SIGTERM, and at the end ``model.pt`` and a release export.
-    ``config.parallel`` picks DDP or FSDP2 when there is more than one process.
+
+def train_run(config: TrainConfig) -> TrainOutcome:
+    """Train (or resume) until ``config.schedule.max_steps`` optimiser steps, alone or under ``torchrun``.
+
+    A run directory holding a checkpoint of other settings is refused before anything is written
+    (:mod:`~olmoearth_model.train.run_dir`); ``checkpoint.resume=false`` starts over. Writes
+    ``config.yaml`` and ``run.json``, ``metrics.jsonl`` (rank 0, one line per ``metrics.log_every``
+    steps; also TensorBoard/W&B when ``config.metrics`` turns them on), ``checkpoint.pt`` (every
+    ``checkpoint.every_steps``, on SIGTERM, at the end) and finally ``model.pt`` and a release export.
+
+    Raises:
+        NonFiniteLossError: ``optim.max_nonfinite_steps`` skipped (non-finite) steps in a row.
+        ConfigError: a config that cannot run here (e.g. a GPU batch on CPU).
     """
     env = DistEnv.from_environment()
     check_resume(config)  # before anything is written: a changed run is refused, config.yaml kept
-    device = pick_device(config.device, local_rank=env.local_rank)
+    device = pick_device(config.parallel.device, local_rank=env.local_rank)
+    config = fit_to_machine(config, device=device, env=env)
     check_trackers(config.metrics)
     init_distributed(env, device=device)
     run_dir = Path(config.run_dir)
     if env.is_main:
         start_run(config)  # config.yaml + run.json; a new run moves an old checkpoint aside
-    model = build_model_for_corpus(config).to(device)
-    model.train()
-    loss_config = LossConfig(contrastive=config.contrastive, patch_loss=config.patch_loss)
-    par = wrap_objective(
-        ObjectiveModule(model, loss_config=loss_config),
-        parallel=config.parallel,
-        env=env,
-        device=device,
-        compile=config.compile,
-    )
-    opt_cfg = config.optim
-    # Built after wrapping: FSDP2 replaces the parameters with their DTensor shards.
-    optimizer = torch.optim.AdamW(
-        model.trainable_parameters(),
-        lr=opt_cfg.lr,
-        betas=opt_cfg.betas,
-        eps=opt_cfg.eps,
-        weight_decay=opt_cfg.weight_decay,
-        fused=device.type == "cuda",
-    )
-    state = load_checkpoint(run_dir, model=model, optimizer=optimizer) if config.resume else None
-    state = state or TrainState()
-    lcfg = loader_config(config)
-    probe_ds = BatchDataset(replace(lcfg, num_workers=0), epoch=0)
-    n_batches = probe_ds.num_batches()
-    if n_batches == 0:
+
+    loader = loader_config(config.data, masking=config.masking)
+    probe_data = BatchDataset(loader, epoch=0)
+    specs, num_batches = probe_data.reader.specs, probe_data.num_batches()
+    if num_batches == 0:
         raise ValueError(
-            f"corpus {config.corpus} has fewer complete samples than one global batch ({config.global_batch})"
+            f"corpus {config.data.corpus} (split {config.data.split}) has fewer complete samples than one "
+            f"global batch (data.global_batch={config.data.global_batch})"
         )
-    probe = probe_ds.batch(0).to(device)
-    specs = probe_ds.reader.specs
+    model = build_model(config.model, specs=specs).to(device).train()
+    par = wrap_objective(
+        ObjectiveModule(model, loss_config=config.loss), parallel=config.parallel.mode, env=env,
+        device=device, compile=config.parallel.compile,
+    )  # fmt: skip
+    # Built after wrapping: FSDP2 replaces the parameters with their DTensor shards.
+    optimizer = build_optimizer(list(model.trainable_parameters()), config=config.optim)
+    checkpointer = Checkpointer(run_dir=run_dir, config=config.checkpoint, run_config=config.to_dict(),
+                                is_main=env.is_main)  # fmt: skip
+    state = checkpointer.restore(model=model, optimizer=optimizer)
+    probe = Probe(batch=probe_data.batch(0), every=config.metrics.probe_every, evaluation=config.evaluation,
+                  corpus=config.data.corpus, device=device, is_main=env.is_main)  # fmt: skip
     autocast = torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
-    metrics = open_metrics(run_dir / "metrics.jsonl", keep_below=state.step) if env.is_main else None
-    trackers = None
-    stop = _StopRequest()
+    peak = peak_flops(device)
+    guard = NonFiniteGuard(device=device)
+    sched, max_steps = config.schedule, config.schedule.max_steps
+    run_log = None
     failed = True
     try:
-        if env.is_main:
-            trackers = Trackers(
-                config=config.metrics, run_dir=run_dir, run_config=config.to_dict(), start_step=state.step
+        run_log = RunLog(run_dir=run_dir, config=config, start_step=state.step) if env.is_main else None
+        window = Window(specs=specs, flop_model=FlopModel.of(model))
+        batches = feed(
+            loader, state=state, num_batches=num_batches, env=env, num_workers=config.data.num_workers
+        )
+        while state.step < max_steps:
+            fed = next(batches)
+            batch = fed.batch.to(device, non_blocking=True)
+            lr = learning_rate(
+                step=state.step, base_lr=config.optim.lr, warmup_steps=sched.warmup_steps,
+                max_steps=max_steps, alpha_f=sched.alpha_f,
+            )  # fmt: skip
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            parts = accumulate(
+                par, batch, microbatch=config.data.microbatch, loss_config=config.loss, autocast=autocast
             )
-        while state.step < config.max_steps:
-            dataset = BatchDataset(
-                lcfg,
-                epoch=state.epoch,
-                start_batch=state.next_batch,
-                rank=env.rank,
-                world_size=env.world_size,
+            grad_norm = optimizer_step(
+                par=par, model=model, optimizer=optimizer, guard=guard, parts=parts,
+                max_grad_norm=config.optim.max_grad_norm,
+            )  # fmt: skip
+            state.advance(num_batches=num_batches)
+            window.add(fed.batch, data_wait=fed.data_wait)
+
+            probed = probe(step=state.step, max_steps=max_steps, par=par, model=model, autocast=autocast)
+            due_log = (state.step - 1) % config.metrics.log_every == 0 or state.step >= max_steps
+            due_sync = state.step % config.parallel.sync_every == 0 or state.step >= max_steps
+            if due_log or due_sync:
+                _check_finite(guard, step=state.step, limit=config.optim.max_nonfinite_steps)
+            stopping, divergence = _rank_check(
+                checkpointer.stop_requested, due=due_sync, par=par, model=model, env=env, device=device
             )
-            loader = make_loader(dataset, num_workers=config.num_workers)
-            wait_start = time.perf_counter()
-            for batch in loader:
-                data_wait = time.perf_counter() - wait_start
-                step_start = time.perf_counter()
-                batch = batch.to(device, non_blocking=True)
-                lr = learning_rate(
-                    step=state.step,
-                    base_lr=opt_cfg.lr,
-                    warmup_steps=opt_cfg.warmup_steps,
-                    max_steps=config.max_steps,
-                    alpha_f=opt_cfg.alpha_f,
-                )
-                for group in optimizer.param_groups:
-                    group["lr"] = lr
-                parts = _accumulate(par, batch, size=config.microbatch, autocast=autocast)
-                grad_norm = clip_gradients(model.trainable_parameters(), max_norm=opt_cfg.max_grad_norm)
-                optimizer.step()
-                optimizer.zero_grad(set_to_none=True)
-                model.update_target()
-                batch_epoch = state.epoch
-                state.step += 1
-                state.next_batch += 1
-                if state.next_batch >= n_batches:
-                    state.epoch, state.next_batch = state.epoch + 1, 0
-                elapsed = time.perf_counter() - step_start + data_wait
-                # Replicated weights only: FSDP2 ranks hold different shards by design.
-                divergence = None
-                if par.mode == "ddp":
-                    divergence = rank_divergence(model.trainable_parameters(), env=env)
-                elif par.mode == "single":
-                    divergence = 0.0
-                probe_due = (state.step - 1) % config.probe_every == 0 or state.step == config.max_steps
-                probed = {}
-                if probe_due and (par.sharded or env.is_main):  # a collective under FSDP2
-                    with autocast:
-                        probed = probe_metrics(objective=par.objective, model=model, probe=probe)
-                    par.reshard()
-                if metrics is not None:
+            if due_log:
+                if run_log is not None:
                     record = step_record(
-                        step=state.step - 1,
-                        epoch=batch_epoch,
-                        parts=parts,
-                        lr=lr,
-                        grad_norm=grad_norm,
-                        batch=batch,
-                        specs=specs,
-                        elapsed=elapsed,
-                        data_wait=data_wait,
-                        world_size=env.world_size,
-                    )
+                        step=state.step - 1, epoch=fed.epoch, parts={k: float(parts[k]) for k in PARTS},
+                        lr=lr, grad_norm=float(grad_norm), batch=fed.batch, specs=specs,
+                        window=window.close(),
+                        world_size=env.world_size, peak_flops=peak, steps_left=max_steps - state.step,
+                    )  # fmt: skip
+                    record["skipped_steps"] = float(guard.skipped)
                     if divergence is not None:
                         record["rank_divergence"] = divergence
-                    record.update(probed)
                     if device.type == "cuda":
-                        record["mfu"] = model_flops_utilisation(
-                            record, model=model, device=device, world_size=env.world_size
-                        )
-                        record["peak_mem_gb"] = torch.cuda.max_memory_allocated() / 2**30
-                    metrics.write(json.dumps(record) + "\n")
-                    metrics.flush()
-                    trackers.log(record)
-                    if (state.step - 1) % config.log_every == 0 or state.step >= config.max_steps:
-                        print(console_line(record), file=sys.stderr, flush=True)
-                stopping = any_rank(stop.requested, env=env, device=device)
-                due = stopping or state.step % config.checkpoint_every == 0 or state.step >= config.max_steps
-                if due:  # every rank: gathering FSDP2 shards is a collective
-                    save_checkpoint(
-                        run_dir,
-                        model=model,
-                        optimizer=optimizer,
-                        state=state,
-                        config=config.to_dict(),
-                        is_main=env.is_main,
-                    )
-                    if trackers is not None:
-                        trackers.flush()
-                if stopping:
-                    log.warning(
-                        "SIGTERM: checkpointed at step %d; rerun the same command to resume", state.step
-                    )
-                    failed = False
-                    return run_dir
-                if state.step >= config.max_steps:
-                    break
-                wait_start = time.perf_counter()
+                        record["peak_mem_gb"] = torch.cuda.max_memory_allocated(device) / 2**30
+                    run_log.write({**record, **probed})
+                guard.reset()
+                window = Window(specs=specs, flop_model=window.flop_model)
+            elif probed and run_log is not None:
+                run_log.write({"step": state.step - 1, **probed}, console=False)
+            if checkpointer.due(step=state.step, max_steps=max_steps, stopping=stopping):
+                checkpointer.save(model=model, optimizer=optimizer, state=state)
+                if run_log is not None:
+                    run_log.flush()
+            if stopping:
+                failed = False
+                return TrainOutcome(run_dir=run_dir, finished=False)
         weights = full_model_state(model)  # every rank: a collective under FSDP2
         if env.is_main:
             plain = unsharded_model(model.config, weights)
-            torch.save(
-                {"model": plain.state_dict(), "step": state.step, "config": config.to_dict()},
-                run_dir / "model.pt",
-            )
-            export_release(run_dir / "release", model=plain, norm_stats=probe_ds.reader.norm_stats())
+            torch.save({"model": plain.state_dict(), "step": state.step, "config": config.to_dict()},
+                       run_dir / "model.pt")  # fmt: skip
+            export_release(run_dir / "release", model=plain, norm_stats=probe_data.reader.norm_stats())
         failed = False
     finally:
-        stop.restore()
-        if metrics is not None:
-            metrics.close()
-        if trackers is not None:
-            trackers.close(failed=failed)
+        checkpointer.close()
+        if run_log is not None:
+            run_log.close(failed=failed)
         shutdown_distributed()
-    return run_dir
+    return TrainOutcome(run_dir=run_dir, finished=True)
 
 
-class ObjectiveModule(torch.nn.Module):
-    """One module whose forward is the whole objective: DDP sees one forward per backward, and under
-    FSDP2 it is the root whose forward gathers every non-block weight the objective uses."""
-
-    def __init__(self, model: LatentMIM, *, loss_config: LossConfig) -> None:
-        super().__init__()
-        self.model = model
-        self.loss_config = loss_config
-
-    def forward(self, batch: Batch, *, probe: bool = False) -> dict[str, torch.Tensor]:
-        """fp32 scalars ``loss``, ``patch_a``, ``patch_b``, ``contrastive``; with ``probe`` also view
-        a's pooled ``[B, D]`` embeddings as ``pooled`` (one more encoder pass, for the collapse monitor)."""
-        out = latent_mim_objective(model=self.model, batch=batch, config=self.loss_config)
-        result = {
-            "loss": out.loss,
-            "patch_a": out.patch_a,
-            "patch_b": out.patch_b,
-            "contrastive": out.contrastive,
-        }
-        if probe:
-            result["pooled"] = self.model.encoder(
-                data=batch.data, masks=batch.masks_a, timestamps=batch.timestamps, patch_size=batch.patch_size
-            ).pooled
-        return result
+def _rank_check(
+    stop: bool, *, due: bool, par: Parallel, model: torch.nn.Module, env: DistEnv, device: torch.device
+) -> tuple[bool, float | None]:
+    """``(stop now, DDP weight divergence)``: alone, a SIGTERM stops at once (divergence 0.0); under
+    torchrun the ranks agree on both in one all-reduce, on ``due`` steps only (else ``(False, None)``)."""
+    if not env.enabled:
+        return stop, 0.0
+    if not due:
+        return False, None
+    replicated = list(model.trainable_parameters()) if par.mode == "ddp" else None
+    return sync_ranks(stop=stop, parameters=replicated, env=env, device=device)
 
 
-def _accumulate(par: Parallel, batch: Batch, *, size: int, autocast) -> dict[str, float]:
-    """Forward/backward every microbatch, gradients averaged over them (synced on the last only)."""
-    micro = split_batch(batch, size=size)
-    parts = {"loss": 0.0, "patch_a": 0.0, "patch_b": 0.0, "contrastive": 0.0}
-    for i, mb in enumerate(micro):
-        with par.gradient_sync(i == len(micro) - 1):
-            with autocast:
-                out = par.step_module(mb)
-            (out["loss"] / len(micro)).backward()
-        for k in parts:
-            parts[k] += float(out[k].detach()) / len(micro)
-    return parts
-
-
-def unsharded_model(model_config: ModelConfig, weights: dict[str, torch.Tensor]) -> LatentMIM:
-    """A plain CPU ``LatentMIM`` holding ``weights`` (a full state dict, e.g. gathered from FSDP2 shards)."""
-    with torch.device("meta"):  # no random init: every tensor is replaced below
-        plain = LatentMIM(config=model_config)
-    plain.load_state_dict({k: v.detach().cpu() for k, v in weights.items()}, strict=True, assign=True)
-    return plain
+def _check_finite(guard: NonFiniteGuard, *, step: int, limit: int) -> None:
+    """Read the guard (one host sync): warn about skipped steps, stop after ``limit`` in a row."""
+    worst, skipped = int(guard.worst), int(guard.skipped)
+    if skipped:
+        log.warning("%d step(s) up to step %d had a non-finite loss or gradient norm: update skipped",
+                    skipped, step - 1)  # fmt: skip
+    if worst >= limit:
+        raise NonFiniteLossError(
+            f"stopping at step {step - 1}: {worst} steps in a row had a non-finite loss or gradient norm "
+            f"(limit optim.max_nonfinite_steps={limit}); their updates were skipped. Lower optim.lr or "
+            f"check the data, then rerun: it resumes from the last checkpoint"
+        )

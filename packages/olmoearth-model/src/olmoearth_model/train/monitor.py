@@ -17,6 +17,8 @@ from olmoearth_model.batch import Batch
 def effective_rank(embeddings: torch.Tensor) -> float:
     """exp(entropy of the normalised singular values) of ``[B, D]`` embeddings (centred); 1..min(B, D)."""
     x = embeddings.double() - embeddings.double().mean(dim=0, keepdim=True)
+    if not bool(torch.isfinite(x).all()):  # a diverged model: report it, do not crash the SVD
+        return float("nan")
     s = torch.linalg.svdvals(x)
     if float(s.sum()) == 0.0:
         return 1.0

@@ -129,8 +129,9 @@ def shard_fsdp2(
         raise RuntimeError("fully_shard did not turn the objective into an FSDP module")
 
 
-def clip_gradients(parameters: Sequence[torch.Tensor], *, max_norm: float) -> float:
-    """Scale gradients so their global L2 norm is at most ``max_norm``; returns the norm before clipping.
+def clip_gradients(parameters: Sequence[torch.Tensor], *, max_norm: float) -> torch.Tensor:
+    """Scale gradients so their global L2 norm is at most ``max_norm``; returns the norm before clipping
+    (an fp32 device scalar: reading it is the caller's choice, it costs a host sync).
 
     Works for plain and DTensor (FSDP2-sharded) gradients alike: the norm of sharded gradients is
     reduced over ranks before it is used, so every rank clips by the same global factor.
@@ -140,4 +141,4 @@ def clip_gradients(parameters: Sequence[torch.Tensor], *, max_norm: float) -> fl
     if isinstance(total, DTensor):
         total = total.full_tensor()
     torch.nn.utils.clip_grads_with_norm_(parameters, max_norm, total)
-    return float(total)
+    return total

@@ -6,15 +6,16 @@ and its modality set and size, batch, sampling, objective, seeds — with the co
 path). Before anything is written, :func:`check_resume` compares a resuming run's identity with the
 recorded one and raises :class:`RunMismatchError` naming every differing key, so a changed run
 neither continues silently nor dies in a state-dict traceback, and ``config.yaml`` stays as it was.
-``resume=false`` (``olmoearth-model train --new-run``) starts over: the previous checkpoint is moved
-aside to ``checkpoint.previous.pt`` so that the new run can never resume from it.
+``checkpoint.resume=false`` (``olmoearth-model train --new-run``) starts over: the previous
+checkpoint is moved aside to ``checkpoint.previous.pt`` so that the new run can never resume from it.
 
-Free to change on resume: ``max_steps``, ``microbatch``, ``num_workers``, ``device``, ``parallel``,
-``compile``, the logging/probe/checkpoint intervals, ``metrics`` and ``optim`` (lr, warm-up, …).
+Free to change on resume: ``schedule``, ``optim``, ``data.microbatch``, ``data.num_workers``,
+``parallel``, ``checkpoint``, ``metrics`` and ``evaluation``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from pathlib import Path
@@ -28,11 +29,19 @@ from olmoearth_model.train.config import TrainConfig
 RUN_FILE = "run.json"
 CONFIG_FILE = "config.yaml"
 PREVIOUS_CHECKPOINT = "checkpoint.previous.pt"
-#: TrainConfig keys a resumed run must share with the run it resumes (besides the corpus facts).
+#: TrainConfig keys (dotted) a resumed run must share with the run it resumes (besides the corpus facts).
 RESUME_KEYS = (
-    "size", "target", "ema_decay", "masking", "contrastive", "patch_loss", "global_batch", "seed",
-    "init_seed", "token_budget", "patch_sizes", "crop_tokens",
+    "model.size", "model.target", "model.ema_decay", "model.encoder_drop_path", "model.init_seed",
+    "masking.strategy", "loss.patch_loss", "loss.tau", "loss.contrastive", "loss.contrastive_tau",
+    "loss.contrastive_weight", "data.split", "data.global_batch", "data.seed", "data.token_budget",
+    "data.patch_sizes", "data.crop_tokens",
 )  # fmt: skip
+
+
+def _dotted(doc: dict[str, Any], key: str) -> Any:
+    for part in key.split("."):
+        doc = doc[part]
+    return doc
 
 
 class RunMismatchError(ValueError):
@@ -63,7 +72,7 @@ def corpus_facts(corpus: str) -> dict[str, Any]:
 def run_identity(config: TrainConfig) -> dict[str, Any]:
     """The settings a checkpoint of ``config`` belongs to: :data:`RESUME_KEYS` and :func:`corpus_facts`."""
     doc = config.to_dict()
-    return {**{k: doc[k] for k in RESUME_KEYS}, **corpus_facts(config.corpus)}
+    return {**{k: _dotted(doc, k) for k in RESUME_KEYS}, **corpus_facts(config.data.corpus)}
 
 
 def _recorded(run_dir: Path) -> dict[str, Any] | None:
@@ -73,9 +82,13 @@ def _recorded(run_dir: Path) -> dict[str, Any] | None:
         return dict(json.loads(run_file.read_text())["identity"])
     if config_file.exists():
         doc = yaml.safe_load(config_file.read_text()) or {}
-        old = {k: doc[k] for k in RESUME_KEYS if k in doc}
-        if "corpus" in doc:
-            old["corpus"] = str(Path(doc["corpus"]).resolve())
+        old = {}
+        for k in RESUME_KEYS:
+            with contextlib.suppress(KeyError, TypeError):  # a flat config.yaml of an older trainer
+                old[k] = _dotted(doc, k)
+        corpus = (doc.get("data") or {}).get("corpus") if isinstance(doc.get("data"), dict) else None
+        if corpus is not None:
+            old["corpus"] = str(Path(corpus).resolve())
         return old
     return None
 
@@ -87,7 +100,7 @@ def check_resume(config: TrainConfig) -> None:
     from the record (runs written before ``run.json``) are not compared. Reads only; writes nothing.
     """
     run_dir = Path(config.run_dir)
-    if not config.resume or not (run_dir / CHECKPOINT_NAME).exists():
+    if not config.checkpoint.resume or not (run_dir / CHECKPOINT_NAME).exists():
         return
     recorded = _recorded(run_dir)
     if recorded is None:
@@ -98,8 +111,8 @@ def check_resume(config: TrainConfig) -> None:
         changes = ", ".join(f"{k}: {recorded[k]!r} -> {current[k]!r}" for k in diffs)
         raise RunMismatchError(
             f"run directory {run_dir} holds a run with other settings ({changes}); refusing to resume it "
-            f"with them: rerun with the recorded settings, start over there with --new-run (resume=false), "
-            f"or pick another run_dir"
+            f"with them: rerun with the recorded settings, start over there with --new-run "
+            f"(checkpoint.resume=false), or pick another run_dir"
         )
 
 
@@ -111,7 +124,7 @@ def start_run(config: TrainConfig) -> None:
     """
     run_dir = Path(config.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    if not config.resume and (run_dir / CHECKPOINT_NAME).exists():
+    if not config.checkpoint.resume and (run_dir / CHECKPOINT_NAME).exists():
         os.replace(run_dir / CHECKPOINT_NAME, run_dir / PREVIOUS_CHECKPOINT)
     config.save(run_dir / CONFIG_FILE)
     tmp = run_dir / f".{RUN_FILE}.tmp"
