@@ -6,7 +6,7 @@ STAMP := $(VENV)/.setup-stamp
 SETUP_INPUTS := $(wildcard packages/*/pyproject.toml) requirements/constraints.txt scripts/setup.sh scripts/system-deps.sh
 PYTEST_ARGS ?=
 
-.PHONY: setup test test-fast lint bench bench-loader bench-corpus bench-chunking twin demo pretrain ablation-collapse dataset bench-osm
+.PHONY: setup test test-fast lint bench bench-gpu bench-loader bench-corpus bench-chunking twin demo pretrain ablation-collapse ablations dataset bench-osm bench-network
 .DEFAULT_GOAL := help
 
 help:
@@ -16,13 +16,17 @@ help:
 	@echo "make lint    ruff"
 	@echo "make pretrain CONFIG=nano|tiny|base|large NGPU=N   torchrun on this node (CPU fallback); see README"
 	@echo "make ablation-collapse   Lite vs EMA target on the demo corpus -> runs/ablation-collapse/"
-	@echo "make demo    offline: twin -> Sentinel-2 corpus (data/demo) -> Nano trained on CPU (runs/demo) + plots"
+	@echo "make ablations   probe scores of Lite / EMA / random masking / no contrastive / random init (benchmarks/results/ablations.json)"
+	@echo "make demo    offline: twin -> corpus of every default modality (data/demo) -> Nano trained on CPU (runs/demo) + plots"
+	@echo "            DEMO_ARGS=\"--help\" lists its options; other options get their own folders"
 	@echo "make dataset OSM=file.osm.pbf [SAMPLES_PER_CATEGORY=N DATES_PER_TILE=K WORKERS=N SCHEDULER=tcp://host:8786]"
 	@echo "            sample -> build -> stats from Planetary Computer (PC_SDK_SUBSCRIPTION_KEY from the env),"
 	@echo "            estimate printed first; CATALOG=twin does it offline (OSM default: West Oakland fixture)"
+	@echo "make bench-gpu  GPU trainer check: Base/Large bf16 steps, compile, FSDP2, loader feed (BENCH_GPU_ARGS=--dry-run: CPU)"
 	@echo "make bench-loader   loader samples/s per worker vs raw read floor, full default set (needs make demo)"
 	@echo "make bench-chunking random-crop read speed of inner chunk shapes (benchmarks/results/chunking_cpu.json)"
 	@echo "make bench-corpus   corpus build on the twin: samples/min, CPU s/sample, bytes/sample, peak worker RSS"
+	@echo "make bench-network  materialise wall/requests per sample at 0-100 ms per request (NET=wan: a slow twin)"
 	@echo "make bench-osm      OSM pass el/s (today's vs batched, 1 and 2 workers), floors, memory, planet estimate"
 	@echo "make twin    setup + serve the local Planetary Computer twin (every default-set source) for the demo samples until Ctrl-C"
 	@echo "make bench   setup + CPU training-step benchmark of Nano and Base (benchmarks/results/model_cpu.json)"
@@ -76,11 +80,26 @@ CONFIG ?= nano
 NGPU ?= 1
 TORCHRUN_ARGS ?= --standalone
 ARGS ?=
+# NGPU=1 runs one plain process (no torchrun: an error is one line, SIGTERM checkpoints and exits 0);
+# on a machine without a GPU that is the CPU fallback (loader workers capped to the cores, a GPU-sized
+# batch refused in one line naming data.global_batch; pass e.g. ARGS="data.global_batch=8").
+PRETRAIN_LAUNCH = $(if $(filter 1,$(NGPU)),$(PY) -m,$(VENV)/bin/torchrun $(TORCHRUN_ARGS) --nproc_per_node $(NGPU) -m)
 pretrain: setup
-	$(VENV)/bin/torchrun $(TORCHRUN_ARGS) --nproc_per_node $(NGPU) -m olmoearth_model.cli train --config pipelines/$(CONFIG).yaml $(ARGS)
+	$(PRETRAIN_LAUNCH) olmoearth_model.cli train --config pipelines/$(CONFIG).yaml $(ARGS)
 
 ablation-collapse: setup
 	$(PY) scripts/ablation_collapse.py $(ABLATION_ARGS)
+
+# The paper's ablations measured by probes (docs/evaluation.md): Lite, EMA, random masking, no
+# contrastive term, random init; train split -> validation split of the demo corpus, mean ± std over seeds.
+ablations: setup
+	$(PY) scripts/ablations.py $(ABLATION_ARGS)
+
+# GPU check (Base and Large bf16 steps, compile on/off, fused AdamW, FSDP2, loader feed) ->
+# benchmarks/results/gpu_<card>.json. BENCH_GPU_ARGS=--dry-run runs it on the CPU at tiny sizes (CI does).
+BENCH_GPU_ARGS ?=
+bench-gpu: setup
+	$(PY) benchmarks/bench_gpu.py $(BENCH_GPU_ARGS)
 
 bench-loader: setup
 	$(PY) benchmarks/bench_loader.py
@@ -93,6 +112,17 @@ bench-chunking: setup
 
 bench-osm: setup
 	$(PY) benchmarks/bench_osm.py $(BENCH_OSM_ARGS)
+
+# `make bench-network`: materialisation vs per-request latency on the twin (benchmarks/results/network_cpu.json).
+bench-network: setup
+	$(PY) benchmarks/bench_network.py $(BENCH_NETWORK_ARGS)
+
+# NET=wan|far: the twin started by `make demo`, `make twin` and `make dataset CATALOG=twin` imposes that
+# network profile (olmoearth_twin.servers.net.NET_PROFILES) on its STAC API, blob and SAS servers.
+NET ?=
+ifneq ($(NET),)
+export OLMOEARTH_TWIN_NET := $(NET)
+endif
 
 # `make dataset`: OSM → samples → corpus (+ index) → stats under $(DATASET_DIR), Planetary Computer by default.
 CATALOG ?= pc
