@@ -136,7 +136,13 @@ def _refuse_stale_run(run_dir: Path, *, corpus: Path, resume: bool) -> None:
     saved = run_dir / "config.yaml"
     if not (resume and (run_dir / "checkpoint.pt").exists() and saved.exists()):
         return
-    previous = TrainConfig.load(saved).data.corpus
+    try:
+        previous = TrainConfig.load(saved).data.corpus
+    except ValueError as exc:  # ConfigError: e.g. the flat config of a run from before the nested sections
+        raise PreflightError(
+            f"{run_dir} holds a run whose config.yaml this version cannot read ({exc}); remove it, "
+            f"or pass --run to train elsewhere"
+        ) from None
     if Path(previous).resolve() != corpus.resolve():
         raise PreflightError(
             f"{run_dir} holds a run trained on {previous}, not {corpus}; remove it, or pass "

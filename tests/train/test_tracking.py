@@ -68,7 +68,8 @@ def test_tensorboard_and_wandb_offline_log_the_jsonl_scalars(fake_corpus: Path, 
     assert [r["step"] for r in rows] == list(range(5))
     # the console view: one line per `log_every` steps (default 1) on stderr, values from the JSONL
     console = [line for line in out.stderr.splitlines() if line.startswith("step ")]
-    assert [int(line.split()[1]) for line in console] == list(range(5))
+    # "step 3/5": steps done (the JSONL's 0-based step + 1) out of schedule.max_steps
+    assert [line.split()[1] for line in console] == [f"{s + 1}/5" for s in range(5)]
     assert f"loss {rows[-1]['loss']:.4f}" in console[-1]
     expected = {(key, r["step"]): value for r in rows for key, value in scalars_of(r).items()}
     assert {"loss", "lr", "grad_norm", "probe_loss", "probe_effective_rank"} <= {k for k, _ in expected}

@@ -169,10 +169,18 @@ def peak_flops(device: torch.device) -> float | None:
 EVALUATION_PREFIXES = ("val_", "probe/", "knn/", "eval/")
 
 
-def console_line(record: dict) -> str:
-    """One human-readable line of a step record (the console view of ``metrics.jsonl``)."""
+def console_step(step: int, total: int | None) -> str:
+    """``step 12/300``: steps done (``metrics.jsonl``'s 0-based ``step`` + 1) out of ``total``."""
+    return f"step {step + 1:>6d}" + ("" if total is None else f"/{total}")
+
+
+def console_line(record: dict, *, total: int | None = None) -> str:
+    """One human-readable line of a step record (the console view of ``metrics.jsonl``).
+
+    ``total``: the run's ``schedule.max_steps``, shown after the step count when given.
+    """
     line = (
-        f"step {record['step']:>6d}  loss {record['loss']:.4f}  lr {record['lr']:.2e}  "
+        f"{console_step(record['step'], total)}  loss {record['loss']:.4f}  lr {record['lr']:.2e}  "
         f"grad {record['grad_norm']:.3f}  {record['samples_per_s']:.1f} samples/s  "
         f"{record['tokens_per_s']:.3g} tok/s"
     )

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from olmoearth_model.train.config import TrainConfig
-from olmoearth_model.train.metrics import console_line, evaluation_text, open_metrics
+from olmoearth_model.train.metrics import console_line, console_step, evaluation_text, open_metrics
 from olmoearth_model.train.tracking import Trackers
 
 
@@ -21,6 +21,7 @@ class RunLog:
 
     def __init__(self, *, run_dir: Path, config: TrainConfig, start_step: int) -> None:
         self._jsonl = open_metrics(run_dir / "metrics.jsonl", keep_below=start_step)
+        self._total = config.schedule.max_steps
         try:
             self._trackers = Trackers(
                 config=config.metrics, run_dir=run_dir, run_config=config.to_dict(), start_step=start_step
@@ -35,9 +36,9 @@ class RunLog:
         self._jsonl.flush()
         self._trackers.log(record)
         if console:
-            print(console_line(record), file=sys.stderr, flush=True)
+            print(console_line(record, total=self._total), file=sys.stderr, flush=True)
         elif (evaluated := evaluation_text(record)) is not None:  # an evaluation between console lines
-            print(f"step {record['step']:>6d}{evaluated}", file=sys.stderr, flush=True)
+            print(f"{console_step(record['step'], self._total)}{evaluated}", file=sys.stderr, flush=True)
 
     def flush(self) -> None:
         self._trackers.flush()
