@@ -84,10 +84,12 @@ def bench_step(
     warmup: int,
     compile_backend: str,
     fsdp_world: int = 0,
+    packed: bool = True,
 ) -> dict:
     """Time the trainer's step; ``fsdp_world`` > 0 shards the objective over that process group first."""
     host, batch, specs = _batch(device=device, **shape)
     model = build_model(ModelSection(size=size), specs=specs).to(device).train()
+    model.encoder.packed = model.decoder.packed = packed  # False: the former padded layout (A/B)
     loss = LossConfig()
     objective = ObjectiveModule(model, loss_config=loss)
     mode = "single"
@@ -132,6 +134,7 @@ def bench_step(
         "compile": compile,
         "optimizer": "fused AdamW" if fused else "for-each AdamW",
         "parallel": f"fsdp2 x{fsdp_world}" if fsdp_world else "single",
+        "layout": "packed" if packed else "padded",
         "trainable_params": sum(p.numel() for p in model.trainable_parameters()),
         "step_s_median": median,
         "step_s_min": min(times),
@@ -248,7 +251,8 @@ def _summary(r: dict) -> str:
     mfu = "" if r["mfu"] is None else f", MFU {100 * r['mfu']:.1f}%"
     mem = "" if r["peak_mem_gb"] is None else f", peak {r['peak_mem_gb']:.1f} GiB"
     return (
-        f"{r['size']} compile={r['compile']} {r['optimizer']} {r['parallel']}: {r['samples_per_s']:.1f} "
+        f"{r['size']} {r.get('layout', 'packed')} compile={r['compile']} {r['optimizer']} {r['parallel']}: "
+        f"{r['samples_per_s']:.1f} "
         f"samples/s, {r['tokens_per_s']:.3g} tok/s{mfu}{mem}, syncs/step {r['host_syncs_per_step']}"
     )
 
@@ -264,6 +268,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=8, help="loader workers of the loader part")
     parser.add_argument("--loader-batch", type=int, default=32)
     parser.add_argument("--loader-steps", type=int, default=20)
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="eager fused steps only, packed vs padded layout alternated (no compile, FSDP2, loader)",
+    )
     parser.add_argument("--fsdp-only", action="store_true", help=argparse.SUPPRESS)  # torchrun re-launch
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
@@ -319,6 +328,19 @@ def main(argv: list[str] | None = None) -> int:
         # After every part, so a run cut off by its time limit still leaves what it measured.
         out.write_text(json.dumps(report, indent=2) + "\n")
 
+    if args.quick:
+        report["quick"] = []
+        for size in args.sizes:
+            for round_ in range(2):
+                for packed in (True, False):
+                    print(f"quick: {size} packed={packed} round {round_} ...", flush=True)
+                    row = bench_step(size=size, compile=False, fused=True, device=device, shape=shape,
+                                     steps=args.steps, warmup=args.warmup,
+                                     compile_backend=args.compile_backend, packed=packed)  # fmt: skip
+                    report["quick"].append(row)
+                    print("  " + _summary(row), flush=True)
+                    save()
+        return 0
     for size in args.sizes:
         for compile, fused in ((False, True), (True, True), (False, False)):
             print(f"step: {size} compile={compile} fused={fused} ...", flush=True)

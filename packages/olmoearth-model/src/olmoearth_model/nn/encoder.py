@@ -1,10 +1,17 @@
 """Online encoder (recipe §4.3).
 
 patch-embed every bandset → add the encoder's composite encodings → flatten in (h, w, t, bandset)
-order and concatenate modalities → keep only ONLINE_ENCODER tokens (stable sort + gather, padded,
-key-padding mask) → ``depth`` pre-LN blocks with DropPath 0.1 → final LayerNorm on the kept tokens →
-scatter back (zeros elsewhere) → per-modality ``[B, h, w, T, S, D]``. The contrastive head averages
-the sample's ONLINE_ENCODER output tokens and applies ``Linear(D, D)``.
+order and concatenate modalities → keep only ONLINE_ENCODER tokens (stable sort + gather) →
+``depth`` pre-LN blocks with DropPath 0.1 → final LayerNorm on the kept tokens → scatter back (zeros
+elsewhere) → per-modality ``[B, h, w, T, S, D]``. The contrastive head averages the sample's
+ONLINE_ENCODER output tokens and applies ``Linear(D, D)``.
+
+The kept tokens are packed (``packed=True``, the default): every sample's tokens back to back,
+``[Σ_b max(1, e_b), D]``, so the blocks' token-wise work skips padding; attention stays per sample
+(:mod:`~olmoearth_model.nn.attention`). ``packed=False`` runs the former padded batch ``[B, max e_b, D]``
+with a key-padding mask — the same numbers up to float rounding, kept as the tests' reference. A sample
+without any kept token contributes one stand-in row (its first padding position) in both layouts, so
+its attention never sees an empty key set; its outputs are discarded.
 
 Deviation: the reference passes the key-padding mask only in ``train()`` mode (in eval the padded
 tokens are attended — an inference quirk); we always pass it, so a sample's output never depends on
@@ -25,8 +32,11 @@ from olmoearth_model.nn.encodings import CompositeEncodings
 from olmoearth_model.nn.patch_embed import MultiModalPatchEmbed
 from olmoearth_model.nn.tokens import (
     flatten_tokens,
+    gather_packed,
     gather_tokens,
+    scatter_packed,
     scatter_tokens,
+    select_packed,
     select_tokens,
     unflatten_tokens,
 )
@@ -59,9 +69,11 @@ class Encoder(nn.Module):
         num_heads: int,
         mlp_ratio: float = 4.0,
         drop_path: float = 0.1,
+        packed: bool = True,
     ) -> None:
         super().__init__()
         self.dim = dim
+        self.packed = packed  # plain attribute: no state, checkpoints are the same either way
         self.patch_embed = MultiModalPatchEmbed(specs=specs, dim=dim)
         self.encodings = CompositeEncodings(specs=specs, dim=dim)
         # same rate in every block: the reference uses no linear ramp
@@ -93,6 +105,7 @@ class Encoder(nn.Module):
         timestamps: Tensor,
         patch_size: int,
         length: int | None = None,
+        counts: Sequence[int] | None = None,
     ) -> EncoderOutput:
         """Encode one masked view.
 
@@ -102,6 +115,9 @@ class Encoder(nn.Module):
             timestamps: int ``[B, T, 3]`` (day, month0, year).
             patch_size: ``p`` in 10 m pixels.
             length: most encoded tokens of a sample, if known (saves a host sync; see ``TokenLengths``).
+            counts: encoded tokens of each sample on the host (``TokenLengths.encoded_counts``), if
+                known: then the packed layout reads nothing back (``length`` is then unused);
+                otherwise it reads them here, one host sync.
 
         Returns:
             :class:`EncoderOutput`.
@@ -110,13 +126,23 @@ class Encoder(nn.Module):
         tokens = self.add_encodings(tokens=tokens, timestamps=timestamps, patch_size=patch_size)
         x, layout = flatten_tokens(tokens=tokens)
         flat_mask, _ = flatten_tokens(tokens={m: masks[m] for m in layout.names})
-        sel = select_tokens(keep=flat_mask == MaskValue.ONLINE_ENCODER, length=length)
-        h = gather_tokens(x=x, selection=sel)
-        key_mask = safe_key_mask(sel.valid)
-        for block in self.blocks:
-            h = block(x=h, key_mask=key_mask)
-        h = self.norm(h)
-        out = scatter_tokens(x=h, selection=sel, num_tokens=layout.num_tokens)
-        valid = sel.valid[..., None].to(h.dtype)
-        mean = (h * valid).sum(dim=1) / sel.counts.clamp(min=1)[:, None].to(h.dtype)
+        keep = flat_mask == MaskValue.ONLINE_ENCODER
+        if self.packed:
+            sel, packing = select_packed(keep=keep, counts=counts, stand_in=True)
+            h = gather_packed(x=x, selection=sel, packing=packing)
+            for block in self.blocks:
+                h = block(x=h, packing=packing)
+            h = self.norm(h)
+            out = scatter_packed(x=h, selection=sel, packing=packing, num_tokens=layout.num_tokens)
+            padded = packing.unpack(h)  # [B, n, D] for the per-sample mean only
+        else:
+            sel = select_tokens(keep=keep, length=length)
+            h = gather_tokens(x=x, selection=sel)
+            key_mask = safe_key_mask(sel.valid)
+            for block in self.blocks:
+                h = block(x=h, key_mask=key_mask)
+            padded = h = self.norm(h)
+            out = scatter_tokens(x=h, selection=sel, num_tokens=layout.num_tokens)
+        valid = sel.valid[..., None].to(padded.dtype)
+        mean = (padded * valid).sum(dim=1) / sel.counts.clamp(min=1)[:, None].to(padded.dtype)
         return EncoderOutput(tokens=unflatten_tokens(x=out, layout=layout), pooled=self.project(mean))

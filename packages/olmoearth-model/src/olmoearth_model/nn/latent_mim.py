@@ -90,7 +90,8 @@ class LatentMIM(nn.Module):
                 known: then no host sync happens here; None reads them from the masks (3 syncs).
         """
         enc = self.encoder(data=data, masks=masks, timestamps=timestamps, patch_size=patch_size,
-                           length=lengths and lengths.encoded)  # fmt: skip
+                           length=lengths and lengths.encoded,
+                           counts=lengths and lengths.encoded_counts)  # fmt: skip
         decoded = self.decoder(latent=enc.tokens, masks=masks, timestamps=timestamps, patch_size=patch_size,
                                lengths=lengths)  # fmt: skip
         return LatentMIMOutput(latent=enc.tokens, decoded=decoded, pooled=enc.pooled)

@@ -1,13 +1,15 @@
 """Token bookkeeping shared by encoder, decoder and losses: flatten per-modality grids into one
-sequence, pick the tokens of one role into a padded batch, and scatter them back.
+sequence, pick the tokens of one role into a padded batch, pack them without padding
+(:class:`Packing`), and scatter them back.
 
 All of it is batched tensor work — no Python loop over samples or tokens — so it runs on the GPU
-without host round-trips beyond one ``max`` for the padded length.
+without host round-trips beyond the per-sample counts (read with the step's other lengths in one
+sync, :func:`token_lengths`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -112,18 +114,121 @@ def scatter_tokens(*, x: Tensor, selection: Selection, num_tokens: int) -> Tenso
 
 
 @dataclass(frozen=True)
+class Packing:
+    """The rows of a left-aligned padded batch ``[B, n]`` that are present, packed as ``[T, ...]``.
+
+    Row ``r`` of the packed tensor is position ``pos[r]`` of sample ``sample[r]``; samples follow each
+    other in batch order. Built from the sample counts alone (cumsum + searchsorted), so it needs no
+    host sync when ``T`` is known.
+
+    Attributes:
+        sample: int64 ``[T]``: sample of each packed row.
+        flat: int64 ``[T]``: its row in the flattened padded layout ``[B·n]`` (``sample·n + pos``).
+        mask: bool ``[B, n]``: True where a padded position holds a packed row (left-aligned).
+        batch: ``B``.
+        length: ``n``.
+        counts: packed rows per sample, on the host (read with the step's other lengths in the one
+            sync), so per-sample work can split the packed rows without a further read.
+    """
+
+    sample: Tensor
+    flat: Tensor
+    mask: Tensor
+    batch: int
+    length: int
+    counts: tuple[int, ...]
+
+    @property
+    def total(self) -> int:
+        return self.sample.shape[0]
+
+    def pack(self, x: Tensor) -> Tensor:
+        """``[B, n, *F]`` → ``[T, *F]``."""
+        return x.flatten(0, 1)[self.flat]
+
+    def unpack(self, x: Tensor) -> Tensor:
+        """``[T, *F]`` → ``[B, n, *F]`` with zeros at the absent positions."""
+        out = x.new_zeros(self.batch * self.length, *x.shape[1:])
+        return out.index_copy(0, self.flat, x).view(self.batch, self.length, *x.shape[1:])
+
+
+def pack_rows(*, mask: Tensor, counts: Sequence[int]) -> Packing:
+    """:class:`Packing` of the True positions of a left-aligned bool ``mask`` ``[B, n]``.
+
+    Args:
+        mask: every row's True positions come first (as :class:`Selection.valid` or
+            :func:`~olmoearth_model.nn.attention.safe_key_mask` of it).
+        counts: ``mask.sum(1)`` on the host, known to the caller (reading it here would be a sync).
+    """
+    B, n = mask.shape
+    on_device = mask.sum(dim=1)
+    ends = on_device.cumsum(0)
+    rows = torch.arange(sum(counts), device=mask.device)
+    sample = torch.searchsorted(ends, rows, right=True)
+    pos = rows - (ends - on_device)[sample]
+    return Packing(sample=sample, flat=sample * n + pos, mask=mask, batch=B, length=n, counts=tuple(counts))
+
+
+def select_packed(
+    *, keep: Tensor, counts: Sequence[int] | None = None, stand_in: bool = False
+) -> tuple[Selection, Packing]:
+    """:func:`select_tokens` plus the :class:`Packing` of the selected tokens.
+
+    Args:
+        keep: bool ``[B, N]``.
+        counts: ``keep.sum(1)`` on the host, if known (``TokenLengths.encoded_counts`` /
+            ``decoded_counts``); None reads it here (one host sync).
+        stand_in: a sample without any selected token keeps its first padding position as one
+            stand-in row (as :func:`~olmoearth_model.nn.attention.safe_key_mask` lets it be attended
+            when padded), so every sample has a key.
+
+    Returns:
+        The :class:`Selection` and the packing over ``selection.valid`` (plus the stand-ins).
+    """
+    on_device = keep.sum(dim=1)
+    if counts is None:
+        counts = on_device.tolist()  # the one host read when the caller knows nothing
+    sel = select_tokens(keep=keep, length=max(counts, default=1))
+    mask = sel.valid
+    if stand_in:
+        first = torch.zeros_like(mask)
+        first[:, 0] = on_device == 0
+        mask = mask | first
+        counts = [max(1, c) for c in counts]
+    return sel, pack_rows(mask=mask, counts=counts)
+
+
+def gather_packed(*, x: Tensor, selection: Selection, packing: Packing) -> Tensor:
+    """``[B, N, *F]`` → ``[T, *F]``: the packed rows' tokens, read straight from the flat axis."""
+    return x[packing.sample, selection.index.flatten()[packing.flat]]
+
+
+def scatter_packed(*, x: Tensor, selection: Selection, packing: Packing, num_tokens: int) -> Tensor:
+    """``[T, D]`` → ``[B, N, D]``: selected tokens go back to their positions, zeros elsewhere
+    (stand-in rows are written as zeros: they sit at non-selected positions)."""
+    real = selection.valid.flatten()[packing.flat]
+    values = torch.where(real[:, None], x, torch.zeros((), dtype=x.dtype, device=x.device))
+    out = x.new_zeros(packing.batch, num_tokens, x.shape[-1])
+    return out.index_put((packing.sample, selection.index.flatten()[packing.flat]), values)
+
+
+@dataclass(frozen=True)
 class TokenLengths:
-    """Padded lengths of one masked view, read from its masks in a single host sync.
+    """Padded lengths and packed totals of one masked view, read from its masks in a single host sync.
 
     Attributes:
         encoded: most ONLINE_ENCODER tokens of a sample (encoder sequence, decoder context).
         decoded: most DECODER tokens of a sample over all modalities (decoder queries).
         decoded_per_modality: most DECODER tokens of a sample, per modality (the patch losses).
+        encoded_counts: ONLINE_ENCODER tokens of each sample (the packed layout's split).
+        decoded_counts: DECODER tokens of each sample.
     """
 
     encoded: int
     decoded: int
     decoded_per_modality: dict[str, int]
+    encoded_counts: tuple[int, ...] | None = None
+    decoded_counts: tuple[int, ...] | None = None
 
 
 def token_lengths(
@@ -137,15 +242,22 @@ def token_lengths(
     for masks in views:
         enc = [(m == encoder).flatten(1).sum(1) for m in masks.values()]
         dec = [(m == decoder).flatten(1).sum(1) for m in masks.values()]
-        rows += [torch.stack(enc).sum(0).max(), torch.stack(dec).sum(0).max(), *(d.max() for d in dec)]
-    values = torch.stack(rows).tolist()  # the one host read
+        e, d = torch.stack(enc).sum(0), torch.stack(dec).sum(0)
+        rows += [e, d, torch.stack([x.max() for x in dec])]
+    values = torch.cat(rows).tolist()  # the one host read
     out, i = [], 0
     for masks in views:
-        per_modality = dict(zip(masks, (int(v) for v in values[i + 2 : i + 2 + len(masks)])))
+        B = next(iter(masks.values())).shape[0]
+        e, d = tuple(values[i : i + B]), tuple(values[i + B : i + 2 * B])
+        per_modality = dict(zip(masks, values[i + 2 * B : i + 2 * B + len(masks)]))
         out.append(
             TokenLengths(
-                encoded=int(values[i]), decoded=int(values[i + 1]), decoded_per_modality=per_modality
+                encoded=max(e, default=0),
+                decoded=max(d, default=0),
+                decoded_per_modality=per_modality,
+                encoded_counts=e,
+                decoded_counts=d,
             )
         )
-        i += 2 + len(masks)
+        i += 2 * B + len(masks)
     return out
