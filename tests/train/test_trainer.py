@@ -54,17 +54,19 @@ def _flat(batch) -> list[np.ndarray]:
 
 
 def test_batches_do_not_depend_on_the_number_of_workers(fake_corpus: Path) -> None:
-    runs = []
-    for workers in (0, 1, 2):
-        ds = BatchDataset(_loader_config(fake_corpus), epoch=3)
-        runs.append([_flat(b) for b in make_loader(ds, num_workers=workers, pin_memory=False)])
     # 6 complete samples (1 of 7 dropped) in global batches of 2: 3 batches, split unevenly over 2 workers
-    assert len(runs[0]) == BatchDataset(_loader_config(fake_corpus), epoch=3).num_batches() == 3
-    for other in runs[1:]:
-        assert len(other) == len(runs[0])
-        for a, b in zip(runs[0], other):
-            for x, y in zip(a, b):
-                np.testing.assert_array_equal(x, y)
+    assert BatchDataset(_loader_config(fake_corpus), epoch=3).num_batches() == 3
+    for start in (0, 1):  # 1: a run resumed mid-epoch, at an odd batch
+        runs = []
+        for workers in (0, 1, 2):
+            ds = BatchDataset(_loader_config(fake_corpus), epoch=3, start_batch=start)
+            runs.append([_flat(b) for b in make_loader(ds, num_workers=workers, pin_memory=False)])
+        assert len(runs[0]) == 3 - start
+        for other in runs[1:]:
+            assert len(other) == len(runs[0])
+            for a, b in zip(runs[0], other):
+                for x, y in zip(a, b):
+                    np.testing.assert_array_equal(x, y)
 
 
 def _accumulation_grads(corpus: Path, batch: Batch) -> tuple[list[torch.Tensor], list[torch.Tensor]]:

@@ -84,8 +84,10 @@ class BatchDataset(IterableDataset):
     def __iter__(self) -> Iterator[Batch]:
         info = get_worker_info()
         worker, n_workers = (info.id, info.num_workers) if info else (0, 1)
+        # Counted from start_batch: the DataLoader asks workers 0, 1, … in turn, so worker 0 must hold
+        # the first batch; by b % n_workers a run resumed at an odd batch got its batches pairwise swapped.
         for b in range(self.start_batch, self.num_batches()):
-            if b % n_workers == worker:
+            if (b - self.start_batch) % n_workers == worker:
                 yield self.batch(b)
 
     def make_batch(self, *, batch: int, rows: np.ndarray, positions: np.ndarray) -> Batch:
