@@ -15,8 +15,7 @@ import resource
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -48,13 +47,43 @@ class Env:
                           blob_endpoint=self.twin.assets_url, sas_url=self.twin.sas_url,
                           modalities=MODALITIES, samples_per_shard=1)  # fmt: skip
 
-    def cli(self, corpus: Path, **popen) -> subprocess.Popen:
-        """``olmoearth-data build`` in a process of its own (signals, resource limits)."""
+    def cli(
+        self, corpus: Path, *, preexec: Callable[[], None] | None = None, sigint_in_creation: bool = False
+    ) -> subprocess.Popen:
+        """``olmoearth-data build`` in a process of its own (signals, resource limits).
+
+        SIGINT is reset to its default first (a test run started in the background by a non-interactive
+        shell inherits it ignored). ``sigint_in_creation``: the process sends itself a real SIGINT when
+        it makes its third folder inside the staging store, i.e. in the middle of creation (an audit
+        hook sees the ``mkdir``); polling for that window from outside missed it on a loaded machine.
+        """
+
+        def child() -> None:
+            signal.signal(signal.SIGINT, signal.SIG_DFL)
+            if preexec is not None:
+                preexec()
+
         env = {**os.environ, "PC_SDK_SUBSCRIPTION_KEY": KEY}
-        cmd = [sys.executable, "-m", "olmoearth_data.cli", *self.args(corpus)]
+        boot = ["-m", "olmoearth_data.cli"] if not sigint_in_creation else ["-c", _SIGINT_IN_CREATION]
+        cmd = [sys.executable, *boot, *self.args(corpus)]
         return subprocess.Popen(
-            cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **popen
+            cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=child
         )
+
+
+#: Runs the CLI after installing an audit hook that interrupts creation from inside (see Env.cli).
+_SIGINT_IN_CREATION = """
+import os, runpy, signal, sys
+made = []
+def hook(event, args):
+    if event == "os.mkdir" and ".creating-" in str(args[0]):
+        made.append(args[0])
+        if len(made) == 3:
+            os.kill(os.getpid(), signal.SIGINT)
+sys.addaudithook(hook)
+sys.argv[0] = "olmoearth-data"
+runpy.run_module("olmoearth_data.cli", run_name="__main__")
+"""
 
 
 @pytest.fixture(scope="module")
@@ -111,7 +140,7 @@ def test_a_full_disk_during_creation_says_so_and_a_rerun_completes(env: Env, cle
             capsys.readouterr()
             code, err = main(env.args(corpus)), capsys.readouterr().err
         else:  # the limit must not hit this (pytest's) process
-            proc = env.cli(corpus, preexec_fn=_limit_file_size)
+            proc = env.cli(corpus, preexec=_limit_file_size)
             err = proc.communicate(timeout=120)[1]
             code = proc.returncode
         assert code == 2, err
@@ -126,22 +155,10 @@ def test_a_full_disk_during_creation_says_so_and_a_rerun_completes(env: Env, cle
 
 
 def test_ctrl_c_during_creation_leaves_nothing_and_a_rerun_completes(env: Env, clean: Path) -> None:
-    # The signal must land while the skeleton is being written, a window of milliseconds: poll without
-    # sleeping, and try again (each miss interrupts the build instead, which costs a second or two).
-    for attempt in range(10):
-        corpus = env.work / f"interrupted-{attempt}.zarr"
-        prefix = f".{corpus.name}.creating-"
-        proc = env.cli(corpus)
-        deadline = time.monotonic() + 60
-        while proc.poll() is None and time.monotonic() < deadline:
-            if any(name.startswith(prefix) for name in os.listdir(corpus.parent)):
-                break
-        proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=60)
-        if not corpus.exists():
-            break
-    else:
-        pytest.fail(f"the SIGINT never landed during creation (exit {proc.returncode}): {err[-2000:]}")
+    corpus = env.work / "interrupted.zarr"
+    proc = env.cli(corpus, sigint_in_creation=True)
+    _, err = proc.communicate(timeout=120)
+    assert not corpus.exists() and not _staging(corpus), "a partial store was left behind"
     assert proc.returncode == 130 and "interrupted: rerun the same command" in err, err
     assert main(env.args(corpus)) == 0
     assert not _staging(corpus)
