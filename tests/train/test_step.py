@@ -33,15 +33,22 @@ def _nan_batch(batch: Batch) -> Batch:
     return dataclasses.replace(batch, data=data)
 
 
-def test_a_nan_batch_skips_the_update_and_is_counted(
-    fake_corpus: Path, accumulation_batches: dict[str, Batch]
-) -> None:
-    config = TrainConfig().updated(f"data.corpus={fake_corpus}")
+def _step_parts(
+    corpus: Path,
+) -> tuple[TrainConfig, torch.nn.Module, Parallel, torch.optim.Optimizer, NonFiniteGuard]:
+    """The default model on ``corpus`` with its objective, optimiser and non-finite guard."""
+    config = TrainConfig().updated(f"data.corpus={corpus}")
     model = build_model_for_corpus(config)
     objective = ObjectiveModule(model, loss_config=config.loss)
     par = Parallel(step_module=objective, objective=objective, mode="single")
     optimizer = build_optimizer(list(model.trainable_parameters()), config=OptimConfig(lr=1e-3))
-    guard = NonFiniteGuard(device=torch.device("cpu"))
+    return config, model, par, optimizer, NonFiniteGuard(device=torch.device("cpu"))
+
+
+def test_a_nan_batch_skips_the_update_and_is_counted(
+    fake_corpus: Path, accumulation_batches: dict[str, Batch]
+) -> None:
+    config, model, par, optimizer, guard = _step_parts(fake_corpus)
 
     def step(batch: Batch) -> torch.Tensor:
         parts = accumulate(
@@ -93,12 +100,7 @@ def test_one_host_read_per_step_and_the_same_numbers_as_reading_each_length(
     """The step reads tensors back to the host once (all padded lengths in one ``tolist``), counted by
     wrapping torch's host-read methods; on a GPU each such read is a host–device sync. The losses
     equal those of the model reading each length itself (``lengths=None``)."""
-    config = TrainConfig().updated(f"data.corpus={fake_corpus}")
-    model = build_model_for_corpus(config)
-    objective = ObjectiveModule(model, loss_config=config.loss)
-    par = Parallel(step_module=objective, objective=objective, mode="single")
-    optimizer = build_optimizer(list(model.trainable_parameters()), config=OptimConfig(lr=1e-3))
-    guard = NonFiniteGuard(device=torch.device("cpu"))
+    config, model, par, optimizer, guard = _step_parts(fake_corpus)
     batch = accumulation_batches["uneven"]
     reads: list[str] = []
     for name in ("item", "tolist", "__int__", "__float__", "__bool__"):
