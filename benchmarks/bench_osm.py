@@ -94,6 +94,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE)
     p.add_argument("--out", type=Path, default=DEFAULT_OUT)
     p.add_argument("--rounds", type=int, default=5, help="rounds of new-1w, new-2w (alternated)")
+    p.add_argument("--more-workers", default="",
+                   help="worker counts run in every round besides 1 and 2, e.g. 4,8")  # fmt: skip
     p.add_argument(
         "--baseline-rounds", type=int, default=1, help="rounds that also run today's pass (0: none)"
     )
@@ -176,10 +178,12 @@ def main(argv: list[str] | None = None) -> int:
     synth_s = time.perf_counter() - t0
     n = mix["elements"]
     load_start = os.getloadavg()
+    more = [int(v) for v in args.more_workers.split(",") if v.strip()]
     runs: list[dict] = []
     for r in range(args.rounds):
         quiet = wait_quiet(args.wait_quiet) if args.wait_quiet else {}
-        order = (1, 2) if r % 2 == 0 else (2, 1)  # neither always runs first after the quiet wait
+        counts = [1, 2, *more]
+        order = counts if r % 2 == 0 else counts[::-1]  # none always runs first after the quiet wait
         for workers in order:
             res = run_child(f"new-{workers}w", pbf, f"{workers},{BUCKETS}")
             runs.append({"run": f"new-{workers}w", "round": r, **quiet, **res})
@@ -197,6 +201,18 @@ def main(argv: list[str] | None = None) -> int:
         return n / run["seconds"]
 
     by = {name: [x for x in runs if x["run"] == name] for name in ("new-1w", "new-2w", "today")}
+    more_scaling = {
+        f"new_{w}_workers_over_1_median": round(
+            _median(
+                [
+                    a["seconds"] / b["seconds"]
+                    for a, b in zip(by["new-1w"], [x for x in runs if x["run"] == f"new-{w}w"])
+                ]
+            ),
+            2,
+        )
+        for w in more
+    }
     r1, r2 = _median([rate(x) for x in by["new-1w"]]), _median([rate(x) for x in by["new-2w"]])
     r_today = _median([rate(x) for x in by["today"]]) if by["today"] else None
     pair_1vtoday = [rate(a) / rate(t) for a, t in zip(by["new-1w"], by["today"])]
@@ -228,7 +244,11 @@ def main(argv: list[str] | None = None) -> int:
             "new_2_workers": round(r2),
             "today": round(r_today) if r_today else None,
         },
-        "ratios": {**scaling, "new_1_worker_over_today_per_round": [round(x, 2) for x in pair_1vtoday]},
+        "ratios": {
+            **scaling,
+            **more_scaling,
+            "new_1_worker_over_today_per_round": [round(x, 2) for x in pair_1vtoday],
+        },
         "share_reaching_python": {
             "today_one_object_at_a_time": round(today_share, 4) if today_share else None,
             "new_in_batches_after_cpp_key_filter": round(stats["tagged_elements"] / n, 4),

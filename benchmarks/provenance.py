@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import os
 import platform
 import subprocess
 from pathlib import Path
 
 
 def git_commit() -> str:
-    """``HEAD``'s hash, marked when the working tree has uncommitted changes."""
+    """``HEAD``'s hash, marked when the working tree has uncommitted changes.
+
+    A copy without ``.git`` (a lent GPU machine gets the working tree only) reads
+    ``OLMOEARTH_GIT_COMMIT`` instead.
+    """
+    if not (Path(__file__).resolve().parents[1] / ".git").exists():
+        return os.environ.get("OLMOEARTH_GIT_COMMIT", "unknown (no .git)") + " (copied working tree)"
     head = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
     dirty = subprocess.run(["git", "status", "--porcelain"], capture_output=True, text=True).stdout.strip()
     return head + (" (with uncommitted changes)" if dirty else "")
