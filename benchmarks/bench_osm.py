@@ -168,6 +168,28 @@ def _scaling(by: dict[str, list[dict]], n: int) -> dict:
     }
 
 
+def _amdahl(call: dict[int, float], n: int) -> dict:
+    """Serial and parallel seconds of the pass fitted to 1 and the most workers measured, scaled to a planet.
+
+    Conservative: the serial part (one process's stages, the pool's start, the tail of the last
+    pieces) is assumed to grow with the file like the rest.
+    """
+    w = max(call)
+    if w < 2:
+        return {}
+    parallel = (call[1] - call[w]) / (1 - 1 / w)
+    serial = max(0.0, call[1] - parallel)
+    scale = PLANET_ELEMENTS / n
+    return {
+        "fitted_on_workers": [1, w],
+        "serial_seconds": round(serial, 2),
+        "parallel_seconds": round(parallel, 2),
+        "hours_16_workers": round((serial + parallel / PLANET_CORES) * scale / 3600, 2),
+        "note": "pass seconds (extract_osm call) = serial + parallel / workers, fitted here; both scaled "
+        "by planet elements / these elements",
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.child:
@@ -201,7 +223,9 @@ def main(argv: list[str] | None = None) -> int:
         return n / run["seconds"]
 
     by = {name: [x for x in runs if x["run"] == name] for name in ("new-1w", "new-2w", "today")}
-    more_scaling = {
+    call = {w: _median([x["call_seconds"] for x in runs if x["run"] == f"new-{w}w"]) for w in (1, 2, *more)}
+    amdahl = _amdahl(call, n)
+    more_scaling = {f"call_{w}_workers_over_1_median": round(call[1] / call[w], 2) for w in call if w > 1} | {
         f"new_{w}_workers_over_1_median": round(
             _median(
                 [
@@ -272,6 +296,7 @@ def main(argv: list[str] | None = None) -> int:
             "hours_single_process": round(PLANET_ELEMENTS / r1 / 3600, 1),
             "today_hours_single_process": round(PLANET_ELEMENTS / r_today / 3600, 1) if r_today else None,
             "note": PLANET_NOTE,
+            "amdahl": amdahl,
         },
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)

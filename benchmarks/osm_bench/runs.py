@@ -57,7 +57,10 @@ def child(mode: str, pbf: str, out_dir: str, extra: str) -> None:
         from olmoearth_data.osm.extract import extract_osm
 
         workers, buckets = (int(v) for v in extra.split(","))
+        result["import_seconds"] = time.perf_counter() - t0
+        t_call = time.perf_counter()
         res = extract_osm(path=pbf, out_dir=out_dir, buckets=buckets, workers=workers)
+        result["call_seconds"] = time.perf_counter() - t_call  # the pass alone: no interpreter, no imports
         result["stats"] = res.stats.to_dict()
         result["timings"] = res.timings
     elif mode.startswith("worker_start_"):  # fork / forkserver: this fresh process's first 2-worker pool
