@@ -29,6 +29,7 @@ import zarr
 from zarr.codecs import BloscCodec, BloscShuffle, Crc32cCodec
 
 from olmoearth_data.cube.disk import DiskFullError, disk_full_message, is_disk_full
+from olmoearth_data.cube.staging import discard_staging
 from olmoearth_data.missing import MissingReason, SampleStatus
 from olmoearth_data.modalities import NUM_PERIODS, BandSet, ModalitySpec, registry_to_dict
 from olmoearth_data.samples import Sample
@@ -284,7 +285,7 @@ def create_corpus(
         _write_skeleton(staging, samples=samples, specs=specs, layout=layout, chunking=chunking, attrs=attrs)
         os.rename(staging, path)  # atomic: the store appears complete or not at all
     except BaseException as exc:
-        shutil.rmtree(staging, ignore_errors=True)
+        discard_staging(staging)  # after zarr's in-flight writes: they could recreate it
         if is_disk_full(exc):
             raise DiskFullError(disk_full_message(path=path, doing="creating the corpus", exc=exc)) from exc
         raise

@@ -32,6 +32,7 @@ from olmoearth_data.cube.layout import (
     staging_path,
     write_modality_skeleton,
 )
+from olmoearth_data.cube.staging import discard_staging
 from olmoearth_data.missing import MissingReason, SampleStatus
 from olmoearth_data.modalities import ModalitySpec, registry_from_dict, registry_to_dict
 from olmoearth_data.outages import PENDING_PREFIX
@@ -101,8 +102,10 @@ def add_modalities(
             if not (path / spec.name).exists():
                 write_modality_skeleton(staging, spec=spec, layout=layout, chunking=chunking, georef=georef)
                 os.rename(staging / spec.name, path / spec.name)  # whole, or not at all
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+    except BaseException:
+        discard_staging(staging)  # after zarr's in-flight writes: they could recreate it
+        raise
+    shutil.rmtree(staging, ignore_errors=True)
     consolidate(path)  # readers of consolidated metadata see the new groups
     group = zarr.open_group(str(path), mode="r+", use_consolidated=False)
     names = ", ".join(s.name for s in specs)
