@@ -6,7 +6,7 @@ STAMP := $(VENV)/.setup-stamp
 SETUP_INPUTS := $(wildcard packages/*/pyproject.toml) requirements/constraints.txt scripts/setup.sh scripts/system-deps.sh
 PYTEST_ARGS ?=
 
-.PHONY: setup test test-fast lint bench bench-gpu bench-loader bench-corpus bench-chunking twin demo pretrain ablation-collapse ablations dataset bench-osm bench-network
+.PHONY: setup test test-fast lint bench bench-gpu bench-loader bench-feed bench-corpus bench-chunking twin demo pretrain ablation-collapse ablations dataset bench-osm bench-network
 .DEFAULT_GOAL := help
 
 help:
@@ -24,6 +24,7 @@ help:
 	@echo "            estimate printed first; CATALOG=twin does it offline (OSM default: West Oakland fixture)"
 	@echo "make bench-gpu  GPU trainer check: Base/Large bf16 steps, compile, FSDP2, loader feed (BENCH_GPU_ARGS=--dry-run: CPU)"
 	@echo "make bench-loader   loader samples/s per worker vs raw read floor, full default set (needs make demo)"
+	@echo "make bench-feed     wait at each epoch start: next epoch's loader started early vs at the end"
 	@echo "make bench-chunking random-crop read speed of inner chunk shapes (benchmarks/results/chunking_cpu.json)"
 	@echo "make bench-corpus   corpus build on the twin: samples/min, CPU s/sample, bytes/sample, peak worker RSS"
 	@echo "make bench-network  materialise wall/requests per sample at 0-100 ms per request (NET=wan: a slow twin)"
@@ -103,6 +104,10 @@ bench-gpu: setup
 
 bench-loader: setup
 	$(PY) benchmarks/bench_loader.py
+
+# `make bench-feed`: the wait at each epoch's start, next loader started early vs at the end (feed_epochs_cpu.json).
+bench-feed: setup
+	cd benchmarks && ../$(PY) bench_feed_epochs.py
 
 bench-corpus: setup
 	$(PY) benchmarks/bench_corpus.py
