@@ -107,7 +107,7 @@ bench-loader: setup
 
 # `make bench-feed`: the wait at each epoch's start, next loader started early vs at the end (feed_epochs_cpu.json).
 bench-feed: setup
-	cd benchmarks && ../$(PY) bench_feed_epochs.py
+	$(PY) benchmarks/bench_feed_epochs.py
 
 bench-corpus: setup
 	$(PY) benchmarks/bench_corpus.py

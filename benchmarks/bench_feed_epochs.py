@@ -92,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
         "torch": torch.__version__,
         "load_avg_before": [round(x, 2) for x in load_before],
         "load_avg_after": [round(x, 2) for x in os.getloadavg()],
-        "settings": vars(args) | {"out": str(args.out)},
+        "settings": {k: v for k, v in vars(args).items() if k != "out"},
         "epoch_start_wait_s_median": {k: round(v, 3) for k, v in med.items()},
         "runs": runs,
     }
