@@ -34,10 +34,12 @@ from olmoearth_twin import fixtures as fx
 from olmoearth_twin.blob_urls import parse_blob_url
 from olmoearth_twin.catalog.cdl import cdl_items
 from olmoearth_twin.catalog.degree_layers import copdem_items, nasadem_items, worldcover_items
+from olmoearth_twin.catalog.land_cover import group_land_cover
 from olmoearth_twin.catalog.landsat import generate_landsat_scene, group_scenes
 from olmoearth_twin.catalog.queryables import queryables_for
 from olmoearth_twin.catalog.regions import group_regions
 from olmoearth_twin.catalog.samples import sample_key
+from olmoearth_twin.catalog.scene import Sources
 from olmoearth_twin.catalog.sentinel1 import generate_s1_region
 from olmoearth_twin.catalog.store import Catalog, cached_build, write_ndjson
 
@@ -168,6 +170,9 @@ def _build(*, out: Path, samples: tuple[Sample, ...], seed: int, fixtures: Path,
                 fixtures=fixtures,
                 blobs=b,
                 rng=rng("wc"),
+                land_cover=group_land_cover(
+                    samples=samples, seed=seed, sources=Sources.load(folder=fixtures / fx.S2_PIXELS)
+                ),
             ),
         ),
         (

@@ -6,8 +6,11 @@ of every region touching the tile, so regions sharing a tile share one item whos
 and the item/asset ``proj:shape``/``proj:transform`` describe that crop.
 
 Pixels:
-* WorldCover: windows of the real tile ``raster/ESA_WorldCover_10m_2021_v200_N00E006_Map.tif`` (classes
-  as they are; 1/12000°), offset per item. v200 (2021) and v100 (2020) items, as on PC.
+* WorldCover: over each Sentinel-2 granule group, the classes of the group's synthetic ground
+  (:mod:`~olmoearth_twin.catalog.land_cover`, nearest-neighbour onto the 1/12000° grid), so the map
+  agrees with the Sentinel-2 pixels under it; elsewhere windows of the real tile
+  ``raster/ESA_WorldCover_10m_2021_v200_N00E006_Map.tif`` (classes as they are), offset per item.
+  v200 (2021) and v100 (2020) items, as on PC, with the same classes over the groups.
 * NASADEM: the real 1″ DEM ``raster/Rome-30m-DEM.tif`` (int16), mirrored to fill the crop, plus a
   constant per 1° cell (so neighbouring places differ); nodata −32768.
 * Copernicus DEM: windows of the real ``raster/Copernicus_DSM_COG_10_N00_00_E006_00_DEM.tif`` (float32),
@@ -17,16 +20,20 @@ Pixels:
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import rasterio
 from affine import Affine
+from rasterio.crs import CRS
+from rasterio.warp import Resampling, reproject
 from rasterio.windows import Window
 from shapely.geometry import box
 
 from olmoearth_twin.catalog.cogs import write_cog
+from olmoearth_twin.catalog.land_cover import GroupLandCover
 from olmoearth_twin.catalog.pc_item import clone_item
 from olmoearth_twin.catalog.regions import Region, geojson_polygon
 
@@ -88,10 +95,40 @@ def _ew(lon: int) -> str:
     return f"{'E' if lon >= 0 else 'W'}{abs(lon):03d}"
 
 
+def _paste_land_cover(
+    *, data: np.ndarray, transform: Affine, land_cover: Sequence[GroupLandCover]
+) -> np.ndarray:
+    """``data`` (uint8 ``[h, w]`` on the EPSG:4326 grid ``transform``) with every group's classes
+    written over it, nearest neighbour."""
+    out = data.copy()
+    for cover in land_cover:
+        pasted = np.zeros_like(out)
+        reproject(
+            source=cover.classes,
+            destination=pasted,
+            src_transform=cover.transform,
+            src_crs=CRS.from_epsg(cover.epsg),
+            src_nodata=0,
+            dst_transform=transform,
+            dst_crs=CRS.from_epsg(4326),
+            dst_nodata=0,
+            resampling=Resampling.nearest,
+        )
+        out = np.where(pasted > 0, pasted, out)
+    return out
+
+
 def worldcover_items(
-    *, regions: list[Region], template: dict[str, Any], fixtures: Path, blobs: Path, rng: np.random.Generator
+    *,
+    regions: list[Region],
+    template: dict[str, Any],
+    fixtures: Path,
+    blobs: Path,
+    rng: np.random.Generator,
+    land_cover: Sequence[GroupLandCover] = (),
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """v200 (2021) and v100 (2020) items of the 3° tiles touching the regions, and manifest entries."""
+    """v200 (2021) and v100 (2020) items of the 3° tiles touching the regions, and manifest entries;
+    ``land_cover`` is written over the real tile's windows where the groups lie."""
     res = 1 / 12000
     items, entries = [], []
     with rasterio.open(fixtures / WORLDCOVER_FIXTURE) as src:
@@ -110,7 +147,9 @@ def worldcover_items(
                 r0, c0 = int(rng.integers(2000, 30000)), int(rng.integers(2000, 30000))
                 # A crop wider than the usual few km still has to fit inside the 36000 px fixture.
                 r0, c0 = min(r0, src.height - h), min(c0, src.width - w)
-                data = src.read(1, window=Window(c0, r0, w, h))
+                data = _paste_land_cover(
+                    data=src.read(1, window=Window(c0, r0, w, h)), transform=transform, land_cover=land_cover
+                )
                 rel = f"{version}/{year}/map/{item_id}_Map.tif"
                 write_cog(path=blobs / rel, data=data, epsg=4326, transform=transform, nodata=0)
                 item = clone_item(

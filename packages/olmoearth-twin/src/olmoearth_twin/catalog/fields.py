@@ -45,6 +45,19 @@ def block_mean(*, a: np.ndarray, factor: int) -> np.ndarray:
     return a.reshape(h // factor, factor, w // factor, factor).mean(axis=(1, 3), dtype=np.float32)
 
 
+def box_mean(*, a: np.ndarray, radius: int) -> np.ndarray:
+    """Mean over the ``(2·radius + 1)²`` window around each pixel of ``a`` ``[H, W]`` (the window clipped
+    at the edges), float32; an integral image, so the cost does not grow with ``radius``."""
+    h, w = a.shape
+    integral = np.zeros((h + 1, w + 1), dtype=np.float64)
+    integral[1:, 1:] = np.cumsum(np.cumsum(a, axis=0, dtype=np.float64), axis=1)
+    r0, r1 = np.clip(np.arange(h) - radius, 0, h), np.clip(np.arange(h) + radius + 1, 0, h)
+    c0, c1 = np.clip(np.arange(w) - radius, 0, w), np.clip(np.arange(w) + radius + 1, 0, w)
+    total = integral[r1][:, c1] - integral[r0][:, c1] - integral[r1][:, c0] + integral[r0][:, c0]
+    count = (r1 - r0)[:, None] * (c1 - c0)[None, :]
+    return (total / count).astype(np.float32)
+
+
 def repeat_up(*, a: np.ndarray, factor: int) -> np.ndarray:
     """Nearest-neighbour upsampling by an integer factor (each pixel becomes a block)."""
     return np.repeat(np.repeat(a, factor, axis=0), factor, axis=1)

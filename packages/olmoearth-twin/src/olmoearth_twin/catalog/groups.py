@@ -9,8 +9,11 @@ aligned to 20 m and fit one group grid at 10 m.
 
 from __future__ import annotations
 
+import hashlib
 import math
 from dataclasses import dataclass
+
+import numpy as np
 
 from olmoearth_data.grid import Tile
 from olmoearth_data.samples import Sample
@@ -59,6 +62,12 @@ class GranuleGroup:
     def key(self) -> str:
         """Stable text id (seeds the group's random generator)."""
         return f"{self.epsg}:" + ",".join(c.granule.mgrs for c in self.crops)
+
+    def rng(self, *, seed: int) -> np.random.Generator:
+        """The group's own generator: the Sentinel-2 catalogue draws its ground from it first, so
+        another catalogue of the same samples and seed can redraw the same ground."""
+        digest = hashlib.sha256(self.key.encode()).digest()[:8]
+        return np.random.default_rng([int(seed), int.from_bytes(digest, "little")])
 
 
 def _crop(granule: Granule, tiles: list[Tile]) -> tuple[float, float, float, float]:

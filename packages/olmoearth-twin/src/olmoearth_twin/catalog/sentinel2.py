@@ -31,8 +31,6 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from olmoearth_data.periods import monthly_periods
 from olmoearth_data.samples import Sample
 from olmoearth_twin import fixtures as fx
@@ -99,10 +97,6 @@ def _code_hash() -> str:
     return digest.hexdigest()[:16]
 
 
-def _stable_int(text: str) -> int:
-    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "little")
-
-
 def _build(
     *, out: Path, samples: tuple[Sample, ...], seed: int, fixtures: Path, log: Callable[[str], None]
 ) -> None:
@@ -113,7 +107,7 @@ def _build(
     items: list[dict[str, Any]] = []
     entries: list[dict[str, Any]] = []
     for group in group_samples(samples=samples):
-        rng = np.random.default_rng([seed, _stable_int(group.key)])
+        rng = group.rng(seed=seed)
         writer = GroupWriter(
             group=group,
             rng=rng,
