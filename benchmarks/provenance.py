@@ -30,3 +30,14 @@ def cpu_name() -> str:
     except OSError:
         pass
     return platform.processor()
+
+
+def portable_path(path: str | Path) -> str:
+    """``path`` as a results file may record it: relative inside the repository, ``<scratch>/<name>``
+    outside it (a reader's machine has neither this machine's ``/tmp`` nor its home)."""
+    root = Path(__file__).resolve().parents[1]
+    resolved = Path(path).resolve()
+    try:
+        return str(resolved.relative_to(root))
+    except ValueError:
+        return f"<scratch>/{resolved.name}"

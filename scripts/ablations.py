@@ -34,6 +34,11 @@ from olmoearth_model.train.config import TrainConfig
 from olmoearth_model.train.loop import train
 from olmoearth_model.train.plot import read_metrics
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+from provenance import portable_path  # the benchmarks' helper (benchmarks/ is not a package)
+
+#: Arguments that are paths: recorded relative to the repository (or as ``<scratch>/name``).
+PATH_ARGS = ("corpus", "config", "out", "record")
 VARIANTS: dict[str, list[str]] = {
     "lite": [],
     "ema": ["model.target=ema"],
@@ -142,7 +147,7 @@ def _write(args: argparse.Namespace, results: dict, started: float) -> None:
         ).stdout.strip(),
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "load_average": os.getloadavg()},
         "torch": torch.__version__,
-        "setup": {k: v for k, v in vars(args).items()},
+        "setup": {k: portable_path(v) if k in PATH_ARGS else v for k, v in vars(args).items()},
         "seconds": time.time() - started,
         "table": table(results),
         "runs": results,
