@@ -12,7 +12,9 @@ before each sample. Then the same worker reads the items each sample used with `
 
 Variants: ``sequential`` (one read at a time, the base GDAL options: the path before issue #15),
 ``concurrent`` (:class:`olmoearth_data.materialise.context.ReadSettings` defaults), ``concurrentN``
-(N read tasks at once), ``concurrent-basegdal`` (the defaults without the cloud-COG GDAL options).
+(N read tasks at once), ``concurrent-basegdal`` (the defaults without the cloud-COG GDAL options),
+``concurrent-vsicurl`` (the defaults with item files read through GDAL's ``/vsicurl/`` instead of the
+range reader, :mod:`olmoearth_data.composite.range_reads`).
 
 Measured per (variant, latency): wall s/sample, CPU s/sample (the worker's user+sys), requests/sample by
 host (STAC API, blob, SAS) and by modality, bytes/sample, the worker's peak RSS, the floor's wall
@@ -57,6 +59,8 @@ def _variant_kwargs(variant: str) -> dict:
         return {"read": ReadSettings()}
     if variant == "concurrent-basegdal":  # the GDAL options' own effect
         return {"read": ReadSettings(cloud_gdal=False)}
+    if variant == "concurrent-vsicurl":  # the range reader's own effect: item files through /vsicurl/
+        return {"read": ReadSettings(range_reads=False)}
     if variant.startswith("concurrent") and variant[len("concurrent") :].isdigit():  # e.g. concurrent16
         return {"read": ReadSettings(max_in_flight=int(variant[len("concurrent") :]))}
     raise ValueError(f"unknown variant {variant!r}")

@@ -91,4 +91,4 @@ def test_tasks_started_by_a_task_run_inline_under_its_lease() -> None:
 def test_bad_settings_are_refused() -> None:
     with pytest.raises(ValueError, match="max_in_flight"):
         ReadSettings(max_in_flight=0)
-    assert ReadSettings.sequential() == ReadSettings(max_in_flight=1, cloud_gdal=False)
+    assert ReadSettings.sequential() == ReadSettings(max_in_flight=1, cloud_gdal=False, range_reads=False)

@@ -25,6 +25,7 @@ import rasterio
 from odc.geo.geobox import GeoBox
 
 from olmoearth_data.composite.gdal_cache import clear_remote_cache
+from olmoearth_data.composite.range_reads import active_reader
 from olmoearth_data.composite.read_errors import (
     check_asset_crs,
     error_text,
@@ -67,13 +68,51 @@ def load_item(
     An asset the item lacks reads as all ``nodata``. Raises
     :class:`~olmoearth_data.composite.read_errors.BadAssetError` when a file's CRS contradicts the
     one its item declares (see :func:`~olmoearth_data.composite.read_errors.check_asset_crs`).
+
+    With a :class:`~olmoearth_data.composite.range_reads.RangeReader` active in this thread
+    (:func:`~olmoearth_data.composite.range_reads.using`), the files are read through it (no size
+    probe per file) and a failed request is raised as itself, not as GDAL's "read failed".
     """
     present = [a for a in assets if a in item.assets]
     out = np.full((len(assets), *geobox.shape), nodata, dtype=dtype)
     if not present:
         return out
+    options = {"dtype": dtype, "nodata": nodata, "resampling": resampling}
     for a in present:
         sign(item.assets[a].href)
+    reader = active_reader()
+    if reader is None:
+        return _load(item, assets=assets, present=present, geobox=geobox, out=out, sign=sign, **options)
+    with reader.paths() as to_path:
+        try:
+            return _load(
+                item,
+                assets=assets,
+                present=present,
+                geobox=geobox,
+                out=out,
+                sign=lambda href: to_path(sign(href)),
+                **options,
+            )
+        except Exception as exc:  # GDAL saw "read failed"; the reader knows the request that did
+            pending = reader.take_error()
+            if pending is not None:
+                raise pending from exc
+            raise
+
+
+def _load(
+    item: pystac.Item,
+    *,
+    assets: Sequence[str],
+    present: Sequence[str],
+    geobox: GeoBox,
+    out: np.ndarray,
+    sign: Callable[[str], str],
+    dtype: str,
+    nodata: float | int,
+    resampling: str,
+) -> np.ndarray:
     check_asset_crs(item, assets=present, sign=sign)
     ds = odc.stac.load(
         [item],
@@ -86,7 +125,7 @@ def load_item(
         patch_url=sign,
         chunks=None,
         fail_on_error=True,
-        pool=1,
+        pool=None,  # in this thread (one read at a time, as pool=1, without a thread per call)
     )
     for i, a in enumerate(assets):
         if a in item.assets:

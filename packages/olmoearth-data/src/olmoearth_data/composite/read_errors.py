@@ -31,9 +31,11 @@ from collections.abc import Callable, Iterator, Sequence
 
 import pystac
 import rasterio
+import requests
 from rasterio.crs import CRS
 
 from olmoearth_data.composite.hrefs import RefusedHrefError
+from olmoearth_data.composite.range_reads import RangeReadError
 from olmoearth_data.gdal_env import retry_options
 from olmoearth_data.outages import SERVICE_STATUSES, http_status
 from olmoearth_data.stac.retry import RetryPolicy
@@ -72,6 +74,11 @@ def is_transient(exc: BaseException) -> bool:
     anything without a network marker)."""
     if any(isinstance(e, BadAssetError | RefusedHrefError) for e in _chain(exc)):
         return False
+    for e in _chain(exc):  # the range reader's own verdicts (composite.range_reads)
+        if isinstance(e, RangeReadError):
+            return e.transient
+        if isinstance(e, requests.ConnectionError | requests.Timeout):
+            return True
     status = http_status(exc)
     if status is not None:
         return status in SERVICE_STATUSES

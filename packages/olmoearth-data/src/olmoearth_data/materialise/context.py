@@ -32,7 +32,9 @@ from typing import Any, TypeVar
 import pystac_client
 import rasterio
 
+from olmoearth_data.composite import range_reads
 from olmoearth_data.composite.first_valid import ReadAhead
+from olmoearth_data.composite.range_reads import RangeReader, opener_supported
 from olmoearth_data.gdal_env import gdal_options
 from olmoearth_data.materialise.osm_raster import OsmInput
 from olmoearth_data.modalities import ModalitySpec
@@ -55,10 +57,13 @@ class ReadSettings:
             1 is the sequential path. 16 (``make bench-network``, docs/network.md): at 50 ms per request
             1.13× the 0 ms wall time per sample (8: 1.87×), peak worker RSS 0.55 GB.
         cloud_gdal: use GDAL's cloud-COG options (:data:`~olmoearth_data.gdal_env.CLOUD_COG_OPTIONS`).
+        range_reads: read item files through :class:`~olmoearth_data.composite.range_reads.RangeReader`
+            (no size probe per file; docs/network.md) where rasterio offers its opener plugin.
     """
 
     max_in_flight: int = 16
     cloud_gdal: bool = True
+    range_reads: bool = True
 
     def __post_init__(self) -> None:
         if self.max_in_flight < 1:
@@ -67,7 +72,7 @@ class ReadSettings:
     @classmethod
     def sequential(cls) -> ReadSettings:
         """One read at a time with the base GDAL options: the path before overlapped reads."""
-        return cls(max_in_flight=1, cloud_gdal=False)
+        return cls(max_in_flight=1, cloud_gdal=False, range_reads=False)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -111,6 +116,7 @@ class MaterialiseContext:
         self.lease = lease
         self.read = read or ReadSettings()
         self.gdal_options = gdal_options(retry=retry, cloud=self.read.cloud_gdal)
+        self.range_reader = RangeReader(retry=retry) if self.read.range_reads and opener_supported() else None
         self._pool: concurrent.futures.ThreadPoolExecutor | None = None
         self._pool_lock = threading.Lock()
         self._in_task = threading.local()
@@ -140,9 +146,12 @@ class MaterialiseContext:
         )
 
     # -- GDAL and leases ----------------------------------------------------------------------------
-    def gdal_env(self) -> rasterio.Env:
-        """The build's GDAL options for the calling thread (rasterio keeps them per thread)."""
-        return rasterio.Env(**self.gdal_options)
+    @contextlib.contextmanager
+    def gdal_env(self) -> Iterator[None]:
+        """The build's GDAL options and range reader for the calling thread (rasterio keeps GDAL
+        options per thread; :func:`~olmoearth_data.composite.range_reads.using` likewise)."""
+        with rasterio.Env(**self.gdal_options), range_reads.using(self.range_reader):
+            yield
 
     @contextlib.contextmanager
     def _task(self, spec: ModalitySpec) -> Iterator[None]:
