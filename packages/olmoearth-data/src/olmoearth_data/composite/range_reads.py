@@ -75,30 +75,40 @@ def opener_supported() -> bool:
 
 
 class _Chunks:
-    """Byte ranges of remote files kept in memory, LRU, bounded in bytes (thread-safe)."""
+    """Sizes and byte ranges of remote files kept in memory: per file, the least recently used file
+    evicted first, bounded in bytes (thread-safe). A lookup scans only its own file's few ranges."""
 
     def __init__(self, *, capacity: int) -> None:
-        self._data: collections.OrderedDict[tuple[str, int], bytes] = collections.OrderedDict()
+        self._files: collections.OrderedDict[str, tuple[int, list[tuple[int, bytes]]]] = (
+            collections.OrderedDict()
+        )
         self._bytes = 0
         self._capacity = capacity
         self._lock = threading.Lock()
 
-    def put(self, url: str, offset: int, data: bytes) -> None:
+    def put(self, url: str, *, size: int, offset: int, data: bytes) -> None:
         with self._lock:
-            old = self._data.pop((url, offset), None)
-            self._bytes -= len(old) if old is not None else 0
-            self._data[(url, offset)] = data
+            _, ranges = self._files.setdefault(url, (size, []))
+            ranges.append((offset, data))
+            self._files.move_to_end(url)
             self._bytes += len(data)
-            while self._bytes > self._capacity and len(self._data) > 1:
-                _, evicted = self._data.popitem(last=False)
-                self._bytes -= len(evicted)
+            while self._bytes > self._capacity and len(self._files) > 1:
+                _, (_, evicted) = self._files.popitem(last=False)
+                self._bytes -= sum(len(d) for _, d in evicted)
+
+    def size(self, url: str) -> int | None:
+        """The file's size, while its header is kept."""
+        with self._lock:
+            kept = self._files.get(url)
+            return kept[0] if kept is not None else None
 
     def find(self, url: str, offset: int, length: int) -> bytes | None:
         """The bytes ``[offset, offset + length)`` when one kept range holds them all."""
         with self._lock:
-            for (u, start), data in reversed(self._data.items()):
-                if u == url and start <= offset and offset + length <= start + len(data):
-                    self._data.move_to_end((u, start))
+            _, ranges = self._files.get(url, (0, []))
+            for start, data in reversed(ranges):
+                if start <= offset and offset + length <= start + len(data):
+                    self._files.move_to_end(url)
                     return data[offset - start : offset - start + length]
         return None
 
@@ -125,8 +135,6 @@ class RangeReader(MultiByteRangeResourceContainer):
         self.retry = retry
         self.header_bytes = header_bytes
         self._chunks = _Chunks(capacity=cache_bytes)
-        self._sizes: dict[str, int] = {}
-        self._sizes_lock = threading.Lock()
         self._local = threading.local()
 
     # -- the opener interface rasterio's plugin calls ---------------------------------------------------
@@ -173,7 +181,7 @@ class RangeReader(MultiByteRangeResourceContainer):
         fetch = min(max(length, MIN_READ_BYTES), size - offset)
         data, _ = self._get(url, offset, fetch)
         if fetch > length:  # the read-back a small read brought along
-            self._chunks.put(url, offset, data)
+            self._chunks.put(url, size=size, offset=offset, data=data)
         return data[:length]
 
     def read_ranges(self, url: str, offsets: Sequence[int], sizes: Sequence[int]) -> list[bytes]:
@@ -201,16 +209,14 @@ class RangeReader(MultiByteRangeResourceContainer):
         return out
 
     def _header(self, url: str) -> int:
+        """The file's size; its first :attr:`header_bytes` are kept from the request that told it."""
         if not self.isfile(url):
             raise FileNotFoundError(url)
-        with self._sizes_lock:
-            size = self._sizes.get(url)
-        if size is not None and self._chunks.find(url, 0, min(self.header_bytes, size)) is not None:
+        size = self._chunks.size(url)
+        if size is not None:
             return size
         data, size = self._get(url, 0, self.header_bytes)
-        self._chunks.put(url, 0, data)
-        with self._sizes_lock:
-            self._sizes[url] = size
+        self._chunks.put(url, size=size, offset=0, data=data)
         return size
 
     def _session(self) -> requests.Session:
