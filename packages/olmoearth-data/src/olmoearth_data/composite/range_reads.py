@@ -166,7 +166,9 @@ class RangeReader(MultiByteRangeResourceContainer):
     def open(self, path: str, mode: str = "rb", **kwargs: object) -> _RemoteFile:
         if "w" in mode or "a" in mode:
             raise OSError(f"read-only: {public_url(path)}")
-        return _RemoteFile(reader=self, url=path, size=self._header(path))
+        size = self._header(path)
+        head = self._chunks.find(path, 0, min(self.header_bytes, size)) or b""
+        return _RemoteFile(reader=self, url=path, size=size, head=head)
 
     # -- reads ---------------------------------------------------------------------------------------
     def read(self, url: str, offset: int, length: int) -> bytes:
@@ -304,9 +306,10 @@ class RangeReader(MultiByteRangeResourceContainer):
 class _RemoteFile(io.RawIOBase):
     """One open remote file: position, reads through the reader (errors recorded, then re-raised)."""
 
-    def __init__(self, *, reader: RangeReader, url: str, size: int) -> None:
+    def __init__(self, *, reader: RangeReader, url: str, size: int, head: bytes) -> None:
         super().__init__()
         self._reader, self._url, self._size, self._pos = reader, url, size, 0
+        self._head = head  # GDAL parses the header in many tiny reads: served here, without locks
 
     def readable(self) -> bool:
         return True
@@ -324,6 +327,10 @@ class _RemoteFile(io.RawIOBase):
 
     def read(self, size: int = -1) -> bytes:
         length = self._size - self._pos if size is None or size < 0 else size
+        if self._pos + length <= len(self._head):
+            data = self._head[self._pos : self._pos + length]
+            self._pos += len(data)
+            return data
         try:
             data = self._reader.read(self._url, self._pos, length)
         except Exception as exc:
