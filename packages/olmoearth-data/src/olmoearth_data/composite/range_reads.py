@@ -261,7 +261,8 @@ class RangeReader(MultiByteRangeResourceContainer):
                 response.url = where  # the error names the unsigned URL, never the SAS token
                 response.raise_for_status()
             data = response.content
-            if response.status_code == 200:  # the server ignored the range: the whole file came back
+            if response.status_code == 200:  # the server ignored the range: keep the whole file once
+                self._chunks.put(url, size=len(data), offset=0, data=data)
                 return data[offset : offset + length], len(data)
             total = response.headers.get("Content-Range", "").rpartition("/")[2]
             if not total.isdigit():
