@@ -27,6 +27,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import io
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -42,6 +43,8 @@ try:  # rasterio 1.4's opener plugin (see the module docstring)
 except ImportError:  # pragma: no cover - other rasterio versions
     _opener_registration = None
     MultiByteRangeResourceContainer = object  # type: ignore[assignment,misc]
+
+log = logging.getLogger(__name__)
 
 #: Bytes asked for by a file's first request: a COG's header and tile index (GDAL's ingest size).
 HEADER_BYTES = 64 * 1024
@@ -230,6 +233,7 @@ class RangeReader(MultiByteRangeResourceContainer):
     def _get(self, url: str, offset: int, length: int) -> tuple[bytes, int]:
         """One ranged GET, retried by the policy: (the bytes, the file's total size)."""
         delays = list(self.retry.delays()) if self.retry is not None else []
+        where = public_url(url)
         for attempt in range(len(delays) + 1):
             try:
                 return self._get_once(url, offset, length)
@@ -237,17 +241,19 @@ class RangeReader(MultiByteRangeResourceContainer):
                 status = exc.response.status_code if exc.response is not None else None
                 if status not in RETRY_STATUSES or attempt == len(delays):
                     raise
+                why = f"HTTP {status}"
             except RangeReadError as exc:
                 if not exc.transient or attempt == len(delays):
                     raise
+                why = str(exc)
             except _DROPPED as exc:
+                # requests names the signed path in these messages: say what happened, not how.
+                why = "timed out" if isinstance(exc, requests.Timeout) else "connection failed"
                 if attempt == len(delays):
-                    # requests names the signed path in these messages: say what happened, not how.
-                    label = "timed out" if isinstance(exc, requests.Timeout) else "connection failed"
-                    where = public_url(url)
                     raise RangeReadError(
-                        f"{label} reading {where} ({type(exc).__name__})", url=where, transient=True
+                        f"{why} reading {where} ({type(exc).__name__})", url=where, transient=True
                     ) from None
+            log.info("range read of %s bytes %d-%d: %s; retrying", where, offset, offset + length - 1, why)
             time.sleep(delays[attempt])
         raise AssertionError("unreachable")
 
