@@ -3,7 +3,11 @@ same pixels as through ``/vsicurl/``, failures keep their meaning (retried, or t
 
 from __future__ import annotations
 
+import concurrent.futures
+import ctypes
+import glob
 import http.server
+import itertools
 import socket
 import threading
 from collections.abc import Iterator
@@ -175,3 +179,42 @@ def test_gdal_failure_is_raised_as_the_request_that_failed(server: tuple[str, Pl
     error = reader.take_error()
     assert isinstance(error, requests.HTTPError) and error.response.status_code == 503
     assert is_transient(error)
+
+
+def _gdal_prefixes() -> list[str]:
+    """GDAL's table of file-system prefixes, read from the libgdal rasterio loaded."""
+    library = ctypes.CDLL(glob.glob(f"{rasterio.__path__[0]}.libs/libgdal*.so*")[0])
+    library.VSIGetFileSystemsPrefixes.restype = ctypes.POINTER(ctypes.c_char_p)
+    listed = library.VSIGetFileSystemsPrefixes()
+    prefixes = list(itertools.takewhile(bool, (listed[i] for i in itertools.count())))
+    library.CSLDestroy(listed)
+    return [p.decode() for p in prefixes]
+
+
+def test_reads_from_many_threads_leave_gdals_handler_table_alone(server: tuple[str, Plan], cog: Path) -> None:
+    """GDAL's handler table is not locked: the reader installs its prefix once, when it is created,
+    and no read changes the table again — while threads are inside GDAL, through the reader or
+    through ``/vsicurl/``, side by side."""
+    url, _ = server
+    reader = RangeReader(retry=None)
+    before = _gdal_prefixes()
+    assert sum("opener" in p for p in before) == 1
+    with rasterio.open(cog / "band.tif") as ds:
+        expected = ds.read(1, window=((300, 556), (600, 856)))
+
+    def read(k: int) -> list[str]:
+        seen = []
+        with reader.paths() as to_path:
+            for j in range(3):
+                path = to_path(f"{url}&file={k}-{j}")  # a new file to the reader each time
+                np.testing.assert_array_equal(_window(path), expected)
+                seen.append(path)
+            assert _gdal_prefixes() == before  # inside the block too: nothing registered per file
+        return seen
+
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        plain = pool.submit(lambda: [_window(f"{url}&plain={i}") for i in range(3)])
+        paths = [p for seen in pool.map(read, range(8)) for p in seen]
+        assert all(np.array_equal(w, expected) for w in plain.result())
+    assert len({p.partition("http://")[0] for p in paths}) == 1  # one prefix for every file and thread
+    assert _gdal_prefixes() == before

@@ -13,13 +13,13 @@ costs nothing, as with ``/vsicurl/``'s cache.
 Failures keep their meaning for :mod:`~olmoearth_data.composite.read_errors`: each request is retried
 by the run's :class:`~olmoearth_data.stac.retry.RetryPolicy` on what GDAL retries (429/5xx) and on
 what it does not (resets, timeouts, short bodies); what outlives the retries is kept per thread and
-re-raised by :func:`raise_pending` in place of GDAL's generic "read failed", as a ``requests`` error
+re-raised by :meth:`RangeReader.take_error` in place of GDAL's generic "read failed", as a ``requests`` error
 carrying the HTTP status, or :class:`RangeReadError`.
 
 rasterio exposes its opener plugin publicly only through ``rasterio.open(..., opener=)``, which
-odc-stac does not pass on; we register URLs with the plugin's registration context
-(``rasterio._vsiopener._opener_registration``, rasterio 1.4). Where that is missing
-:func:`opener_supported` is False and reads stay on ``/vsicurl/``.
+odc-stac does not pass on; :mod:`~olmoearth_data.composite.vsi_plugin` installs one GDAL prefix per
+process through rasterio's private registration (rasterio 1.4) and routes it to the calling thread's
+reader. Where that is missing :func:`opener_supported` is False and reads stay on ``/vsicurl/``.
 """
 
 from __future__ import annotations
@@ -34,15 +34,9 @@ from collections.abc import Callable, Iterator, Sequence
 
 import requests
 
+from olmoearth_data.composite import vsi_plugin
 from olmoearth_data.redact import public_url
 from olmoearth_data.stac.retry import RetryPolicy
-
-try:  # rasterio 1.4's opener plugin (see the module docstring)
-    from rasterio._vsiopener import _opener_registration
-    from rasterio.abc import MultiByteRangeResourceContainer
-except ImportError:  # pragma: no cover - other rasterio versions
-    _opener_registration = None
-    MultiByteRangeResourceContainer = object  # type: ignore[assignment,misc]
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +68,7 @@ class RangeReadError(OSError):
 
 def opener_supported() -> bool:
     """True when this rasterio has the opener plugin :class:`RangeReader` needs."""
-    return _opener_registration is not None
+    return vsi_plugin.plugin_supported()
 
 
 class _Chunks:
@@ -116,11 +110,15 @@ class _Chunks:
         return None
 
 
-class RangeReader(MultiByteRangeResourceContainer):
+class RangeReader:
     """Python range reads of remote files for GDAL (see the module docstring); one per worker.
 
-    A multi-range container for rasterio's plugin, so GDAL hands over a window's tiles at once
-    (:meth:`read_ranges` merges neighbours into one request, as ``GDAL_HTTP_MERGE_CONSECUTIVE_RANGES``).
+    The opener behind :mod:`~olmoearth_data.composite.vsi_plugin`'s prefix, a multi-range container:
+    GDAL hands over a window's tiles at once (:meth:`read_ranges` merges neighbours into one request,
+    as ``GDAL_HTTP_MERGE_CONSECUTIVE_RANGES``).
+
+    Creating one installs the process's GDAL prefix (:func:`~olmoearth_data.composite.vsi_plugin.install`):
+    create it in the thread that sets up the build, before read threads start.
 
     Args:
         retry: how each request is retried (None: tried once).
@@ -139,6 +137,7 @@ class RangeReader(MultiByteRangeResourceContainer):
         self.header_bytes = header_bytes
         self._chunks = _Chunks(capacity=cache_bytes)
         self._local = threading.local()
+        vsi_plugin.install()
 
     # -- the opener interface rasterio's plugin calls ---------------------------------------------------
     def size(self, path: str) -> int:
@@ -287,18 +286,11 @@ class RangeReader(MultiByteRangeResourceContainer):
     @contextlib.contextmanager
     def paths(self) -> Iterator[Callable[[str], str]]:
         """A function URL → the GDAL path that reads it through this reader, valid inside the block
-        (the calling thread's registrations are released at its end); errors the reads hit are
-        recorded for :func:`raise_pending`."""
+        and in the calling thread (no GDAL state changes per file); errors the reads hit are recorded
+        for :meth:`take_error`."""
         self._local.error = None
-        with contextlib.ExitStack() as stack:
-            registered: dict[str, str] = {}
-
-            def to_path(url: str) -> str:
-                if url not in registered:
-                    registered[url] = stack.enter_context(_opener_registration(url, self))
-                return registered[url]
-
-            yield to_path
+        with vsi_plugin.routed(self) as prefix:
+            yield lambda url: prefix + url
 
     def record(self, exc: BaseException) -> None:
         """Keep the first failure of the calling thread's reads (GDAL only sees "read failed")."""
