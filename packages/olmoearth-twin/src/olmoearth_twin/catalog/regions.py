@@ -1,7 +1,9 @@
 """Regions: the sample tiles one generated item's COG covers (non-S2 collections).
 
-Samples in the same projected CRS with the same centre date form one region; its COGs cover the union
-of the tiles' bounds plus a margin, snapped outwards to the collection's pixel grid. Real products cover
+Samples in the same projected CRS with the same centre date form one region, as long as their tiles fit
+in a :data:`MAX_SIDE_M` square (a UTM zone holds places thousands of km apart: New York and Lima share
+EPSG:32618); farther samples start a region of their own. A region's COGs cover the union of its tiles'
+bounds plus a margin, snapped outwards to the collection's pixel grid. Real products cover
 far more (a 250 km S1 swath, a 185 km Landsat scene); the twin writes only this crop and says so in the
 item's ``proj:*`` fields, like the S2 generator.
 """
@@ -21,6 +23,8 @@ from shapely.ops import unary_union
 from olmoearth_data.samples import Sample
 
 MARGIN_M = 256.0
+#: Largest side of a region's tiles' bounding box, metres (a real S1 swath is ~250 km wide).
+MAX_SIDE_M = 100_000.0
 
 
 @dataclass(frozen=True)
@@ -61,21 +65,33 @@ class Region:
 
 
 def group_regions(*, samples: tuple[Sample, ...] | list[Sample]) -> list[Region]:
-    """Regions of ``samples`` in first-seen order (keyed ``<epsg>_<centre>``)."""
-    groups: dict[str, list[Sample]] = {}
+    """Regions of ``samples`` in first-seen order, keyed ``<epsg>_<centre>`` (the first region of a CRS
+    and date) or ``<epsg>_<centre>_<n>`` (the n-th farther one)."""
+    groups: dict[str, list[list[Sample]]] = {}
     for sample in samples:
-        groups.setdefault(f"{sample.tile.epsg}_{sample.centre.isoformat()}", []).append(sample)
+        clusters = groups.setdefault(f"{sample.tile.epsg}_{sample.centre.isoformat()}", [])
+        for members in clusters:
+            x0, y0, x1, y1 = _union([*members, sample])
+            if max(x1 - x0, y1 - y0) <= MAX_SIDE_M:
+                members.append(sample)
+                break
+        else:
+            clusters.append([sample])
     regions = []
-    for key, members in groups.items():
-        boxes = [m.tile.bounds for m in members]
-        bounds = (
-            min(b[0] for b in boxes) - MARGIN_M,
-            min(b[1] for b in boxes) - MARGIN_M,
-            max(b[2] for b in boxes) + MARGIN_M,
-            max(b[3] for b in boxes) + MARGIN_M,
-        )
-        regions.append(Region(key=key, epsg=members[0].tile.epsg, samples=tuple(members), bounds=bounds))
+    for key, clusters in groups.items():
+        for n, members in enumerate(clusters):
+            x0, y0, x1, y1 = _union(members)
+            bounds = (x0 - MARGIN_M, y0 - MARGIN_M, x1 + MARGIN_M, y1 + MARGIN_M)
+            regions.append(
+                Region(key=key if n == 0 else f"{key}_{n}", epsg=members[0].tile.epsg,
+                       samples=tuple(members), bounds=bounds)
+            )  # fmt: skip
     return regions
+
+
+def _union(samples: list[Sample]) -> tuple[float, float, float, float]:
+    x0, y0, x1, y1 = np.array([s.tile.bounds for s in samples]).T
+    return float(x0.min()), float(y0.min()), float(x1.max()), float(y1.max())
 
 
 def geojson_polygon(polygon: Polygon) -> dict:
