@@ -42,9 +42,10 @@ def test_eval_prints_the_release_and_the_random_init_rows(fake_corpus, release, 
     out = tmp_path / "eval.json"
     run = _run("eval", "--release", str(release), "--corpus", str(fake_corpus), "--tasks", "worldcover",
                "--score-split", "none", "--probe-steps", "50", "--timesteps", "2",
-               "--out", str(out))  # fmt: skip
+               "--inputs", "sentinel2_l2a", "--out", str(out))  # fmt: skip
     assert run.returncode == 0, run.stderr
     doc = json.loads(out.read_text())
+    assert doc["settings"]["inputs"] == ["sentinel2_l2a"]  # Sentinel-1 left out of the encoder's input
     rows = doc["results"]
     assert len(rows) == 2 and any(name.startswith("random init") for name in rows)
     for name, scores in rows.items():
@@ -80,6 +81,10 @@ def test_errors_are_one_line_and_write_nothing(fake_corpus, release, tmp_path):
     assert run.returncode == 2 and len(run.stderr.strip().splitlines()) == 1
     assert "no sample 'EPSG:1_2_3'" in run.stderr
     assert not out.exists() and not list(tmp_path.iterdir())
+    run = _run("eval", "--release", str(release), "--corpus", str(fake_corpus), "--score-split", "none",
+               "--inputs", "landsat_l2")  # fmt: skip
+    assert run.returncode == 2 and len(run.stderr.strip().splitlines()) == 1
+    assert "['landsat_l2'] are not observation modalities" in run.stderr and "sentinel1" in run.stderr
     run = _run("eval", "--release", str(tmp_path / "none"), "--corpus", str(fake_corpus))
     assert (
         run.returncode == 2 and "does not exist" in run.stderr and len(run.stderr.strip().splitlines()) == 1

@@ -79,6 +79,7 @@ def _settings(args: argparse.Namespace) -> EvaluationConfig:
         tasks=tuple(args.tasks.split(",")),
         max_samples=args.max_samples, probe_steps=args.probe_steps, knn_k=args.knn_k,
         patch_size=args.patch_size, crop_tokens=args.crop_tokens, timesteps=args.timesteps,
+        inputs=tuple(args.inputs.split(",")) if args.inputs else None,
     )  # fmt: skip
 
 
@@ -161,6 +162,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     e.add_argument("--score-split", default="test",
                    help="split scored (default test; none: --split partitioned by cell)")  # fmt: skip
     e.add_argument("--tasks", default=",".join(PROBE_TASKS), help="comma-separated probe tasks")
+    e.add_argument("--inputs", default=None,
+                   help="observation modalities encoded, e.g. sentinel2_l2a (default: all)")  # fmt: skip
     e.add_argument("--max-samples", type=int, default=64, help="samples per split (default 64)")
     e.add_argument(
         "--probe-steps",

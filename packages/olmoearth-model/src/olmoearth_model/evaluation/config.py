@@ -32,6 +32,7 @@ class EvaluationConfig:
     token_budget: int = 2250  # the validation loss's loader budget (recipe §8.4)
     masking: str = "modality_cross_random"  # the validation loss's masking strategy
     seed: int = 0  # seed of the validation batches and of the probes' token subsample
+    inputs: tuple[str, ...] | None = None  # observation modalities encoded; None: all the encoder knows
 
     def __post_init__(self) -> None:
         if self.every_steps < 0:
@@ -44,3 +45,5 @@ class EvaluationConfig:
                 f"evaluation: a crop of {self.crop_tokens} tokens × {self.patch_size} px does not tile 256 px"
             )
         self.tasks = tuple(self.tasks)
+        if self.inputs is not None:
+            self.inputs = tuple(self.inputs)

@@ -39,12 +39,20 @@ class TileEmbedding:
     modalities: tuple[str, ...]
 
 
-def open_encodable(*, encoder: Encoder, corpus: str) -> CorpusReader:
-    """A reader of the observation modalities both ``corpus`` and ``encoder`` know (maps never enter
-    the encoder, so they are not even read)."""
+def open_encodable(*, encoder: Encoder, corpus: str, inputs: tuple[str, ...] | None = None) -> CorpusReader:
+    """A reader of the observation modalities both ``corpus`` and ``encoder`` know, only ``inputs``
+    among them when given (maps never enter the encoder, so they are not even read)."""
     known = set(encoder.patch_embed.embed.keys())
     specs = CorpusReader(corpus).specs
     names = [s.name for s in specs if not s.is_map and s.name in known]
+    if inputs is not None:
+        unknown = sorted(set(inputs) - set(names))
+        if unknown:
+            raise ValueError(
+                f"evaluation inputs {unknown} are not observation modalities of both corpus {corpus} "
+                f"and the encoder; choose among {names}"
+            )
+        names = [n for n in names if n in inputs]
     if not names:
         raise ValueError(
             f"corpus {corpus} has no observation modality the encoder knows "

@@ -183,7 +183,7 @@ def evaluate_encoder(
         max_samples=settings.max_samples,
     )
     maps, tasks = map_reader(corpus=corpus, tasks=settings.tasks)
-    obs = open_encodable(encoder=encoder, corpus=corpus)
+    obs = open_encodable(encoder=encoder, corpus=corpus, inputs=settings.inputs)
     rows = sorted({u.row for u in fit_units + score_units})
     embeddings = {
         r: embed_tile(encoder=encoder, reader=obs, row=r, patch_size=settings.patch_size,
