@@ -56,20 +56,13 @@ def load_encoder(path: Path | str, *, corpus: Path | str):
 
 
 def random_encoder_like(encoder, *, seed: int):
-    """An encoder of ``encoder``'s architecture, freshly initialised from ``seed`` (global RNG kept)."""
-    import copy
-
+    """An encoder of ``encoder``'s architecture, freshly built as training builds it (Xavier linears,
+    zero bandset embeddings, the fixed month table), its init drawn from ``seed`` (global RNG kept)."""
     import torch
 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        fresh = copy.deepcopy(encoder)
-        for module in fresh.modules():
-            if hasattr(module, "reset_parameters"):
-                module.reset_parameters()
-        from olmoearth_model.nn.attention import init_linear_xavier
-
-        init_linear_xavier(fresh)
+        fresh = type(encoder)(**encoder.init_kwargs)
     return fresh.eval()
 
 

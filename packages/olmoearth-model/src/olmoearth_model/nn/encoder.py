@@ -72,6 +72,9 @@ class Encoder(nn.Module):
         packed: bool = True,
     ) -> None:
         super().__init__()
+        # what built it, so an untrained twin can be built (the evaluation's random-init baseline)
+        self.init_kwargs = {"specs": tuple(specs), "dim": dim, "depth": depth, "num_heads": num_heads,
+                            "mlp_ratio": mlp_ratio, "drop_path": drop_path, "packed": packed}  # fmt: skip
         self.dim = dim
         self.packed = packed  # plain attribute: no state, checkpoints are the same either way
         self.patch_embed = MultiModalPatchEmbed(specs=specs, dim=dim)
