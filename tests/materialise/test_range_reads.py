@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import concurrent.futures
 import ctypes
-import glob
 import http.server
 import itertools
 import socket
@@ -20,6 +19,7 @@ import rasterio
 import requests
 from rasterio.transform import from_origin
 
+from olmoearth_data.composite.gdal_cache import _libgdal
 from olmoearth_data.composite.range_reads import RangeReader, RangeReadError
 from olmoearth_data.composite.read_errors import is_transient
 from olmoearth_data.gdal_env import gdal_options
@@ -183,7 +183,8 @@ def test_gdal_failure_is_raised_as_the_request_that_failed(server: tuple[str, Pl
 
 def _gdal_prefixes() -> list[str]:
     """GDAL's table of file-system prefixes, read from the libgdal rasterio loaded."""
-    library = ctypes.CDLL(glob.glob(f"{rasterio.__path__[0]}.libs/libgdal*.so*")[0])
+    library = _libgdal()
+    assert library is not None, "libgdal is not mapped into this process"
     library.VSIGetFileSystemsPrefixes.restype = ctypes.POINTER(ctypes.c_char_p)
     listed = library.VSIGetFileSystemsPrefixes()
     prefixes = list(itertools.takewhile(bool, (listed[i] for i in itertools.count())))
